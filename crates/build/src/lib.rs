@@ -1,0 +1,1 @@
+//! Build pipeline: source → image.
