@@ -15,6 +15,7 @@ use hanzo_core::{
 };
 use uuid::Uuid;
 
+mod common;
 pub mod postgres;
 pub mod sqlite;
 
