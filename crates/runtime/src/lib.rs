@@ -20,16 +20,26 @@ pub mod labels {
     pub const APP: &str = "ai.hanzo.app";
     pub const SERVICE: &str = "ai.hanzo.service";
     pub const DEPLOYMENT: &str = "ai.hanzo.deployment";
+    /// Container port of a web instance (so `list` can report it).
+    pub const PORT: &str = "ai.hanzo.port";
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("cannot reach the Docker Engine at {endpoint}: {reason} — start dockerd (or set DOCKER_HOST) and try again")]
+    #[error(
+        "cannot reach the Docker Engine at {endpoint}: {reason} — start dockerd (or set DOCKER_HOST) and try again"
+    )]
     Unreachable { endpoint: String, reason: String },
-    #[error("image {image} is not in the local engine and could not be pulled: {reason} — push it to the registry or build it again")]
+    #[error(
+        "image {image} is not in the local engine and could not be pulled: {reason} — push it to the registry or build it again"
+    )]
     ImageMissing { image: String, reason: String },
     #[error("instance {name} exited right after start (exit code {exit_code}): {last_logs}")]
-    Exited { name: String, exit_code: i64, last_logs: String },
+    Exited {
+        name: String,
+        exit_code: i64,
+        last_logs: String,
+    },
     #[error("{operation} timed out after {after:?} — the engine is overloaded or stuck; try again")]
     Timeout { operation: String, after: Duration },
     #[error("docker {operation} failed: {message}")]
@@ -116,6 +126,18 @@ pub trait Target: Send + Sync + 'static {
     async fn logs(&self, id: &str, lines: usize) -> Result<Vec<String>>;
     /// Content id of a local image, `None` when the engine does not have it.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
-    /// Makes sure the image is present locally, pulling it when needed.
+    /// Makes sure the image is present locally, pulling it when needed; returns
+    /// its content id.
     async fn ensure_image(&self, image: &str) -> Result<String>;
+    /// Restarts an instance in place (SIGTERM, then SIGKILL after `grace`, then
+    /// start). Used when a promoted instance keeps failing its health check.
+    /// Docker's own restart count does not count these restarts; the caller
+    /// records them.
+    async fn restart(&self, id: &str, grace: Duration) -> Result<()> {
+        let _ = (id, grace);
+        Err(RuntimeError::Engine {
+            operation: "restart".into(),
+            message: "this target cannot restart instances in place; stop the instance and start a new one".into(),
+        })
+    }
 }
