@@ -243,6 +243,24 @@ pub(crate) fn normalize_domain(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// The spellings of a repository URL that name the same repository: with and
+/// without `.git` and a trailing slash.
+pub(crate) fn repo_candidates(repo: &str) -> [String; 4] {
+    let base = repo.trim_end_matches('/');
+    let base = base.strip_suffix(".git").unwrap_or(base);
+    [base.to_string(), format!("{base}.git"), format!("{base}/"), format!("{base}.git/")]
+}
+
+/// A token insert failed: its hash is taken, or its user does not exist.
+pub(crate) fn token_insert_error(err: sqlx::Error, user_id: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: "a token with this secret".to_string() }
+        }
+        _ => missing_ref(err, || format!("user {user_id}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +286,19 @@ mod tests {
         assert_eq!(
             source_json(&DeploymentSource::Image { image: "nginx".into() }),
             serde_json::json!({"kind": "image", "image": "nginx"})
+        );
+    }
+
+    #[test]
+    fn repo_spellings() {
+        assert_eq!(
+            repo_candidates("https://git.example/a/b.git"),
+            [
+                "https://git.example/a/b".to_string(),
+                "https://git.example/a/b.git".to_string(),
+                "https://git.example/a/b/".to_string(),
+                "https://git.example/a/b.git/".to_string()
+            ]
         );
     }
 }

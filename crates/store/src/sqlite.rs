@@ -270,12 +270,6 @@ const UPDATE_DEPLOYMENT: &str = "UPDATE deployments SET
   WHERE id = $1 AND ($11 IS NULL OR status = $11)
   RETURNING *";
 
-fn normalized_repo_candidates(repo: &str) -> [String; 4] {
-    let base = repo.trim_end_matches('/');
-    let base = base.strip_suffix(".git").unwrap_or(base);
-    [base.to_string(), format!("{base}.git"), format!("{base}/"), format!("{base}.git/")]
-}
-
 fn orgs_json(orgs: Option<&[String]>) -> Option<String> {
     orgs.map(|o| serde_json::Value::from(o.to_vec()).to_string())
 }
@@ -407,7 +401,7 @@ impl Store for SqliteStore {
 
     async fn find_apps_by_repo(&self, repo: &str) -> Result<Vec<Application>> {
         let mut conn = self.pool.acquire().await?;
-        let [a, b, c, d] = normalized_repo_candidates(repo);
+        let [a, b, c, d] = common::repo_candidates(repo);
         let rows = sqlx::query("SELECT * FROM apps WHERE repo IN ($1, $2, $3, $4) ORDER BY org, name")
             .bind(a)
             .bind(b)
@@ -792,12 +786,7 @@ impl Store for SqliteStore {
         .bind(opt_ts(expires_at.map(common::trunc)))
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict { what: "a token with this secret".to_string() }
-            }
-            _ => missing_ref(e, || format!("user {user_id}")),
-        })?;
+        .map_err(|e| common::token_insert_error(e, user_id))?;
         common::token_from(&row)
     }
 
@@ -929,16 +918,4 @@ mod tests {
         assert_eq!(ts(t), "2026-01-02T03:04:05.000000Z");
     }
 
-    #[test]
-    fn repo_candidates() {
-        assert_eq!(
-            normalized_repo_candidates("https://git.example/a/b.git"),
-            [
-                "https://git.example/a/b".to_string(),
-                "https://git.example/a/b.git".to_string(),
-                "https://git.example/a/b/".to_string(),
-                "https://git.example/a/b.git/".to_string()
-            ]
-        );
-    }
 }
