@@ -74,7 +74,9 @@ pub(crate) fn build_logs_path(id: Uuid) -> String {
 /// Maps a unique violation to `Conflict { what }`, anything else to `Database`.
 pub(crate) fn conflict(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { what: what() },
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: what() }
+        }
         _ => StoreError::Database(err),
     }
 }
@@ -83,7 +85,9 @@ pub(crate) fn conflict(err: sqlx::Error, what: impl FnOnce() -> String) -> Store
 /// `Conflict { what }`, anything else to `Database`.
 pub(crate) fn missing_ref(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound { what: what() },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::NotFound { what: what() }
+        }
         _ => StoreError::Database(err),
     }
 }
@@ -139,8 +143,11 @@ pub(crate) fn app_from<R: Cols>(r: &R, domains: Vec<String>) -> Result<Applicati
         status: parse("apps.status", &r.text("status")?)?,
         current_deployment_id: r.opt_uuid("current_deployment_id")?,
         desired_deployment_id: r.opt_uuid("desired_deployment_id")?,
-        instances: u32::try_from(instances)
-            .map_err(|_| StoreError::Corrupt(format!("column apps.instances: {instances} is out of range")))?,
+        instances: u32::try_from(instances).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "column apps.instances: {instances} is out of range"
+            ))
+        })?,
         domains,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
@@ -182,7 +189,11 @@ pub(crate) fn event_from<R: Cols>(r: &R) -> Result<DeploymentEvent> {
 }
 
 pub(crate) fn log_from<R: Cols>(r: &R) -> Result<LogChunk> {
-    Ok(LogChunk { seq: r.int("seq")?, at: r.ts("at")?, text: r.text("text")? })
+    Ok(LogChunk {
+        seq: r.int("seq")?,
+        at: r.ts("at")?,
+        text: r.text("text")?,
+    })
 }
 
 pub(crate) fn user_from<R: Cols>(r: &R) -> Result<User> {
@@ -248,15 +259,20 @@ pub(crate) fn normalize_domain(domain: &str) -> String {
 pub(crate) fn repo_candidates(repo: &str) -> [String; 4] {
     let base = repo.trim_end_matches('/');
     let base = base.strip_suffix(".git").unwrap_or(base);
-    [base.to_string(), format!("{base}.git"), format!("{base}/"), format!("{base}.git/")]
+    [
+        base.to_string(),
+        format!("{base}.git"),
+        format!("{base}/"),
+        format!("{base}.git/"),
+    ]
 }
 
 /// A token insert failed: its hash is taken, or its user does not exist.
 pub(crate) fn token_insert_error(err: sqlx::Error, user_id: &str) -> StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict { what: "a token with this secret".to_string() }
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            what: "a token with this secret".to_string(),
+        },
         _ => missing_ref(err, || format!("user {user_id}")),
     }
 }
@@ -276,15 +292,25 @@ mod tests {
             redact_url("postgres://db/x?user=a&password=b&sslmode=disable"),
             "postgres://db/x?user=a&password=***&sslmode=disable"
         );
-        assert_eq!(redact_url("sqlite://data/hanzo.db"), "sqlite://data/hanzo.db");
+        assert_eq!(
+            redact_url("sqlite://data/hanzo.db"),
+            "sqlite://data/hanzo.db"
+        );
         assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
     }
 
     #[test]
     fn sources_have_kinds() {
-        assert_eq!(source_kind(&DeploymentSource::Git { branch: "main".into() }), "git");
         assert_eq!(
-            source_json(&DeploymentSource::Image { image: "nginx".into() }),
+            source_kind(&DeploymentSource::Git {
+                branch: "main".into()
+            }),
+            "git"
+        );
+        assert_eq!(
+            source_json(&DeploymentSource::Image {
+                image: "nginx".into()
+            }),
             serde_json::json!({"kind": "image", "image": "nginx"})
         );
     }

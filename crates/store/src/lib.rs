@@ -26,10 +26,18 @@ pub enum StoreError {
     NotFound { what: String },
     #[error("{what} already exists")]
     Conflict { what: String },
-    #[error("the deployment is {actual}, not {expected}; it was changed by someone else — reload and try again")]
+    #[error(
+        "the deployment is {actual}, not {expected}; it was changed by someone else — reload and try again"
+    )]
     StaleStatus { expected: String, actual: String },
-    #[error("cannot reach the database at {url}: {source} — check DATABASE_URL and that the database is running")]
-    Connect { url: String, #[source] source: sqlx::Error },
+    #[error(
+        "cannot reach the database at {url}: {source} — check DATABASE_URL and that the database is running"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -129,7 +137,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_app_by_id(&self, id: Uuid) -> Result<Application>;
     /// Applications of the given orgs (all orgs when `None`), ordered by org then name.
     async fn list_apps(&self, orgs: Option<&[String]>) -> Result<Vec<Application>>;
-    async fn update_app(&self, id: Uuid, patch: AppPatch, audit: Option<&NewAudit>) -> Result<Application>;
+    async fn update_app(
+        &self,
+        id: Uuid,
+        patch: AppPatch,
+        audit: Option<&NewAudit>,
+    ) -> Result<Application>;
     /// Deletes the app with its deployments, events, logs, env vars and domains.
     async fn delete_app(&self, id: Uuid, audit: Option<&NewAudit>) -> Result<()>;
     /// Applications by repository URL/path (for webhooks).
@@ -138,7 +151,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- domains and env vars ------------------------------------------
     /// Conflict when the domain is already routed to any application.
     async fn add_domain(&self, app_id: Uuid, domain: &str, audit: Option<&NewAudit>) -> Result<()>;
-    async fn remove_domain(&self, app_id: Uuid, domain: &str, audit: Option<&NewAudit>) -> Result<()>;
+    async fn remove_domain(
+        &self,
+        app_id: Uuid,
+        domain: &str,
+        audit: Option<&NewAudit>,
+    ) -> Result<()>;
     async fn set_env(&self, app_id: Uuid, var: &EnvVar, audit: Option<&NewAudit>) -> Result<()>;
     async fn delete_env(&self, app_id: Uuid, name: &str, audit: Option<&NewAudit>) -> Result<()>;
     async fn list_env(&self, app_id: Uuid) -> Result<Vec<EnvVar>>;
@@ -146,7 +164,11 @@ pub trait Store: Send + Sync + 'static {
     // ---- deployments ---------------------------------------------------
     /// Stores the deployment as `queued` with the next per-app number, and
     /// the audit row (action `deploy` or `rollback`) in the same transaction.
-    async fn create_deployment(&self, new: NewDeployment, audit: Option<&NewAudit>) -> Result<Deployment>;
+    async fn create_deployment(
+        &self,
+        new: NewDeployment,
+        audit: Option<&NewAudit>,
+    ) -> Result<Deployment>;
     async fn get_deployment(&self, id: Uuid) -> Result<Deployment>;
     /// Newest first.
     async fn list_deployments(&self, app_id: Uuid, limit: u32) -> Result<Vec<Deployment>>;
@@ -155,7 +177,12 @@ pub trait Store: Send + Sync + 'static {
     async fn update_deployment(&self, id: Uuid, patch: DeploymentPatch) -> Result<Deployment>;
     /// Compare-and-set of the status: fails with `StaleStatus` when the current
     /// status is not `from`. Used to claim work exactly once.
-    async fn transition_deployment(&self, id: Uuid, from: DeploymentStatus, patch: DeploymentPatch) -> Result<Deployment>;
+    async fn transition_deployment(
+        &self,
+        id: Uuid,
+        from: DeploymentStatus,
+        patch: DeploymentPatch,
+    ) -> Result<Deployment>;
     /// Oldest queued deployment whose app has no deployment building or pushing,
     /// atomically moved to `building`. `None` when there is nothing to do.
     async fn claim_next_build(&self) -> Result<Option<Deployment>>;
@@ -165,7 +192,12 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_deployments(&self, app_id: Uuid, keep: u32) -> Result<Vec<Deployment>>;
 
     // ---- events and build logs -----------------------------------------
-    async fn add_event(&self, deployment_id: Uuid, kind: EventType, message: &str) -> Result<DeploymentEvent>;
+    async fn add_event(
+        &self,
+        deployment_id: Uuid,
+        kind: EventType,
+        message: &str,
+    ) -> Result<DeploymentEvent>;
     /// Oldest first.
     async fn list_events(&self, deployment_id: Uuid) -> Result<Vec<DeploymentEvent>>;
     async fn append_log(&self, deployment_id: Uuid, text: &str) -> Result<LogChunk>;
@@ -182,9 +214,19 @@ pub trait Store: Send + Sync + 'static {
     async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>>;
     async fn org_members(&self, org: &str) -> Result<Vec<Membership>>;
     /// Stores a token by the SHA-256 hex of its secret.
-    async fn create_token(&self, user_id: &str, name: &str, secret_sha256: &str, expires_at: Option<Timestamp>) -> Result<ApiToken>;
+    async fn create_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        secret_sha256: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ApiToken>;
     /// The token and its user, if the hash matches a token that is neither revoked nor expired.
-    async fn find_token(&self, secret_sha256: &str, now: Timestamp) -> Result<Option<(ApiToken, User)>>;
+    async fn find_token(
+        &self,
+        secret_sha256: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ApiToken, User)>>;
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>>;
     async fn revoke_token(&self, user_id: &str, token_id: Uuid) -> Result<()>;
 
@@ -203,11 +245,12 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store named by a URL: `sqlite://PATH` (created if missing) or
 /// `postgres://…`, and applies migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    let store: std::sync::Arc<dyn Store> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        std::sync::Arc::new(postgres::PgStore::connect(url).await?)
-    } else {
-        std::sync::Arc::new(sqlite::SqliteStore::connect(url).await?)
-    };
+    let store: std::sync::Arc<dyn Store> =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            std::sync::Arc::new(postgres::PgStore::connect(url).await?)
+        } else {
+            std::sync::Arc::new(sqlite::SqliteStore::connect(url).await?)
+        };
     store.migrate().await?;
     Ok(store)
 }

@@ -8,22 +8,23 @@
 
 use crate::common::{self, Cols, conflict, missing_ref, normalize_domain, not_found};
 use crate::{
-    AppPatch, AuditQuery, DeploymentPatch, LogChunk, NewApp, NewDeployment, Result, Store, StoreError,
+    AppPatch, AuditQuery, DeploymentPatch, LogChunk, NewApp, NewDeployment, Result, Store,
+    StoreError,
 };
 use async_trait::async_trait;
 use hanzo_core::{
-    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, EnvVar, EventType,
-    Membership, NewAudit, Role, Timestamp, User,
+    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, EnvVar,
+    EventType, Membership, NewAudit, Role, Timestamp, User,
 };
-use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use std::time::Duration;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Serialises build claims across every server sharing the database.
-const CLAIM_LOCK: i64 = 0x68616e7a6f_01; // "hanzo" + 1
+const CLAIM_LOCK: i64 = 0x6861_6e7a_6f01; // arbitrary, used for nothing else
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone, Debug)]
@@ -73,7 +74,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect { url: common::redact_url(url), source })?;
+            .map_err(|source| StoreError::Connect {
+                url: common::redact_url(url),
+                source,
+            })?;
         Ok(PgStore { pool })
     }
 
@@ -95,12 +99,14 @@ impl PgStore {
 // ---- helpers running inside a connection or transaction -----------------
 
 async fn ensure_org_in(conn: &mut PgConnection, name: &str) -> Result<()> {
-    sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(Uuid::now_v7())
-        .bind(name)
-        .bind(common::now())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(common::now())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -166,7 +172,11 @@ async fn app_label(conn: &mut PgConnection, app_id: Uuid, lock: bool) -> Result<
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| not_found(format!("application {app_id}")))?;
-    Ok(format!("application {}/{}", row.text("org")?, row.text("name")?))
+    Ok(format!(
+        "application {}/{}",
+        row.text("org")?,
+        row.text("name")?
+    ))
 }
 
 async fn deployment_in(conn: &mut PgConnection, dep_id: Uuid) -> Result<Deployment> {
@@ -291,7 +301,12 @@ impl Store for PgStore {
         apps_from_rows(&mut conn, rows).await
     }
 
-    async fn update_app(&self, app_id: Uuid, patch: AppPatch, audit: Option<&NewAudit>) -> Result<Application> {
+    async fn update_app(
+        &self,
+        app_id: Uuid,
+        patch: AppPatch,
+        audit: Option<&NewAudit>,
+    ) -> Result<Application> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE apps SET
@@ -359,7 +374,11 @@ impl Store for PgStore {
         .await?;
         if let Some(h) = holder {
             return Err(StoreError::Conflict {
-                what: format!("domain {domain} (routed to application {}/{})", h.text("org")?, h.text("name")?),
+                what: format!(
+                    "domain {domain} (routed to application {}/{})",
+                    h.text("org")?,
+                    h.text("name")?
+                ),
             });
         }
         sqlx::query("INSERT INTO domains (domain, app_id) VALUES ($1, $2)")
@@ -373,7 +392,12 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn remove_domain(&self, app_id: Uuid, domain: &str, audit: Option<&NewAudit>) -> Result<()> {
+    async fn remove_domain(
+        &self,
+        app_id: Uuid,
+        domain: &str,
+        audit: Option<&NewAudit>,
+    ) -> Result<()> {
         let domain = normalize_domain(domain);
         let mut tx = self.write_tx().await?;
         let label = app_label(&mut tx, app_id, false).await?;
@@ -432,19 +456,29 @@ impl Store for PgStore {
             .fetch_all(&mut *conn)
             .await?;
         rows.iter()
-            .map(|r| Ok(EnvVar { name: r.text("name")?, value: r.text("value")? }))
+            .map(|r| {
+                Ok(EnvVar {
+                    name: r.text("name")?,
+                    value: r.text("value")?,
+                })
+            })
             .collect()
     }
 
-    async fn create_deployment(&self, new: NewDeployment, audit: Option<&NewAudit>) -> Result<Deployment> {
+    async fn create_deployment(
+        &self,
+        new: NewDeployment,
+        audit: Option<&NewAudit>,
+    ) -> Result<Deployment> {
         let mut tx = self.write_tx().await?;
         // The row lock on the app serialises numbering per application.
         app_label(&mut tx, new.app_id, true).await?;
-        let number: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = $1")
-                .bind(new.app_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let number: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = $1",
+        )
+        .bind(new.app_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let row = sqlx::query(
             "INSERT INTO deployments (id, app_id, number, source, source_kind, image_tag, image_digest,
                                       git_commit, git_message, status, deployed_by, started_at,
@@ -480,20 +514,24 @@ impl Store for PgStore {
     }
 
     async fn list_deployments(&self, app_id: Uuid, limit: u32) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE app_id = $1 ORDER BY number DESC LIMIT $2")
-            .bind(app_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM deployments WHERE app_id = $1 ORDER BY number DESC LIMIT $2",
+        )
+        .bind(app_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         deployments_from(&rows)
     }
 
     async fn deployments_in(&self, statuses: &[DeploymentStatus]) -> Result<Vec<Deployment>> {
         let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let rows = sqlx::query("SELECT * FROM deployments WHERE status = ANY($1) ORDER BY started_at, number, id")
-            .bind(names)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM deployments WHERE status = ANY($1) ORDER BY started_at, number, id",
+        )
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await?;
         deployments_from(&rows)
     }
 
@@ -578,12 +616,17 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut deleted = deployments_from(&rows)?;
-        deleted.sort_by(|a, b| b.number.cmp(&a.number));
+        deleted.sort_by_key(|d| std::cmp::Reverse(d.number));
         tx.commit().await?;
         Ok(deleted)
     }
 
-    async fn add_event(&self, deployment_id: Uuid, kind: EventType, message: &str) -> Result<DeploymentEvent> {
+    async fn add_event(
+        &self,
+        deployment_id: Uuid,
+        kind: EventType,
+        message: &str,
+    ) -> Result<DeploymentEvent> {
         let row = sqlx::query(
             "INSERT INTO deployment_events (id, deployment_id, kind, message, timestamp)
              VALUES ($1, $2, $3, $4, $5) RETURNING *",
@@ -600,10 +643,11 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, deployment_id: Uuid) -> Result<Vec<DeploymentEvent>> {
-        let rows = sqlx::query("SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq")
-            .bind(deployment_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq")
+                .bind(deployment_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(common::event_from).collect()
     }
 
@@ -696,7 +740,9 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(not_found(format!("membership of user {user_id} in organisation {org}")));
+            return Err(not_found(format!(
+                "membership of user {user_id} in organisation {org}"
+            )));
         }
         Ok(())
     }
@@ -740,7 +786,11 @@ impl Store for PgStore {
         common::token_from(&row)
     }
 
-    async fn find_token(&self, secret_sha256: &str, now: Timestamp) -> Result<Option<(ApiToken, User)>> {
+    async fn find_token(
+        &self,
+        secret_sha256: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ApiToken, User)>> {
         let row = sqlx::query(
             "SELECT t.*, u.email AS user_email, u.global_admin AS user_global_admin, u.created_at AS user_created_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
@@ -755,10 +805,11 @@ impl Store for PgStore {
     }
 
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>> {
-        let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(common::token_from).collect()
     }
 

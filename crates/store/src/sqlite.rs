@@ -9,18 +9,19 @@
 
 use crate::common::{self, Cols, conflict, missing_ref, normalize_domain, not_found};
 use crate::{
-    AppPatch, AuditQuery, DeploymentPatch, LogChunk, NewApp, NewDeployment, Result, Store, StoreError,
+    AppPatch, AuditQuery, DeploymentPatch, LogChunk, NewApp, NewDeployment, Result, Store,
+    StoreError,
 };
 use async_trait::async_trait;
 use hanzo_core::{
-    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, EnvVar, EventType,
-    Membership, NewAudit, Role, Timestamp, User,
-};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, EnvVar,
+    EventType, Membership, NewAudit, Role, Timestamp, User,
 };
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uuid::Uuid;
@@ -116,7 +117,10 @@ impl SqliteStore {
     /// `sqlite://PATH`, a bare `PATH`, or an in-memory one for `sqlite::memory:`.
     /// Does not migrate; call [`Store::migrate`] (or use [`crate::connect`]).
     pub async fn connect(url: &str) -> Result<Self> {
-        let connect_err = |source: sqlx::Error| StoreError::Connect { url: common::redact_url(url), source };
+        let connect_err = |source: sqlx::Error| StoreError::Connect {
+            url: common::redact_url(url),
+            source,
+        };
         let loc = location(url);
         let base = SqliteConnectOptions::new()
             .foreign_keys(true)
@@ -176,12 +180,14 @@ fn create_parent(path: &Path) -> std::io::Result<()> {
 // ---- helpers running inside a connection or transaction -----------------
 
 async fn ensure_org_in(conn: &mut SqliteConnection, name: &str) -> Result<()> {
-    sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(id(Uuid::now_v7()))
-        .bind(name)
-        .bind(ts(common::now()))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(id(Uuid::now_v7()))
+    .bind(name)
+    .bind(ts(common::now()))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -226,7 +232,10 @@ async fn app_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Ap
     common::app_from(row, domains)
 }
 
-async fn apps_from_rows(conn: &mut SqliteConnection, rows: Vec<SqliteRow>) -> Result<Vec<Application>> {
+async fn apps_from_rows(
+    conn: &mut SqliteConnection,
+    rows: Vec<SqliteRow>,
+) -> Result<Vec<Application>> {
     let mut apps = Vec::with_capacity(rows.len());
     for row in &rows {
         apps.push(app_from_row(conn, row).await?);
@@ -241,7 +250,11 @@ async fn app_label(conn: &mut SqliteConnection, app_id: Uuid) -> Result<String> 
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| not_found(format!("application {app_id}")))?;
-    Ok(format!("application {}/{}", row.text("org")?, row.text("name")?))
+    Ok(format!(
+        "application {}/{}",
+        row.text("org")?,
+        row.text("name")?
+    ))
 }
 
 async fn deployment_in(conn: &mut SqliteConnection, dep_id: Uuid) -> Result<Deployment> {
@@ -352,7 +365,12 @@ impl Store for SqliteStore {
         apps_from_rows(&mut conn, rows).await
     }
 
-    async fn update_app(&self, app_id: Uuid, patch: AppPatch, audit: Option<&NewAudit>) -> Result<Application> {
+    async fn update_app(
+        &self,
+        app_id: Uuid,
+        patch: AppPatch,
+        audit: Option<&NewAudit>,
+    ) -> Result<Application> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE apps SET
@@ -402,13 +420,14 @@ impl Store for SqliteStore {
     async fn find_apps_by_repo(&self, repo: &str) -> Result<Vec<Application>> {
         let mut conn = self.pool.acquire().await?;
         let [a, b, c, d] = common::repo_candidates(repo);
-        let rows = sqlx::query("SELECT * FROM apps WHERE repo IN ($1, $2, $3, $4) ORDER BY org, name")
-            .bind(a)
-            .bind(b)
-            .bind(c)
-            .bind(d)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM apps WHERE repo IN ($1, $2, $3, $4) ORDER BY org, name")
+                .bind(a)
+                .bind(b)
+                .bind(c)
+                .bind(d)
+                .fetch_all(&mut *conn)
+                .await?;
         apps_from_rows(&mut conn, rows).await
     }
 
@@ -422,7 +441,11 @@ impl Store for SqliteStore {
             .await?;
         if let Some(h) = holder {
             return Err(StoreError::Conflict {
-                what: format!("domain {domain} (routed to application {}/{})", h.text("org")?, h.text("name")?),
+                what: format!(
+                    "domain {domain} (routed to application {}/{})",
+                    h.text("org")?,
+                    h.text("name")?
+                ),
             });
         }
         sqlx::query("INSERT INTO domains (domain, app_id) VALUES ($1, $2)")
@@ -436,7 +459,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_domain(&self, app_id: Uuid, domain: &str, audit: Option<&NewAudit>) -> Result<()> {
+    async fn remove_domain(
+        &self,
+        app_id: Uuid,
+        domain: &str,
+        audit: Option<&NewAudit>,
+    ) -> Result<()> {
         let domain = normalize_domain(domain);
         let mut tx = self.write_tx().await?;
         let label = app_label(&mut tx, app_id).await?;
@@ -494,17 +522,28 @@ impl Store for SqliteStore {
             .fetch_all(&mut *conn)
             .await?;
         rows.iter()
-            .map(|r| Ok(EnvVar { name: r.text("name")?, value: r.text("value")? }))
+            .map(|r| {
+                Ok(EnvVar {
+                    name: r.text("name")?,
+                    value: r.text("value")?,
+                })
+            })
             .collect()
     }
 
-    async fn create_deployment(&self, new: NewDeployment, audit: Option<&NewAudit>) -> Result<Deployment> {
+    async fn create_deployment(
+        &self,
+        new: NewDeployment,
+        audit: Option<&NewAudit>,
+    ) -> Result<Deployment> {
         let mut tx = self.write_tx().await?;
         app_label(&mut tx, new.app_id).await?;
-        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = $1")
-            .bind(id(new.app_id))
-            .fetch_one(&mut *tx)
-            .await?;
+        let number: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = $1",
+        )
+        .bind(id(new.app_id))
+        .fetch_one(&mut *tx)
+        .await?;
         let dep_id = Uuid::now_v7();
         let row = sqlx::query(
             "INSERT INTO deployments (id, app_id, number, source, source_kind, image_tag, image_digest,
@@ -541,11 +580,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_deployments(&self, app_id: Uuid, limit: u32) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE app_id = $1 ORDER BY number DESC LIMIT $2")
-            .bind(id(app_id))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM deployments WHERE app_id = $1 ORDER BY number DESC LIMIT $2",
+        )
+        .bind(id(app_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         deployments_from(&rows)
     }
 
@@ -636,12 +677,17 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut deleted = deployments_from(&rows)?;
-        deleted.sort_by(|a, b| b.number.cmp(&a.number));
+        deleted.sort_by_key(|d| std::cmp::Reverse(d.number));
         tx.commit().await?;
         Ok(deleted)
     }
 
-    async fn add_event(&self, deployment_id: Uuid, kind: EventType, message: &str) -> Result<DeploymentEvent> {
+    async fn add_event(
+        &self,
+        deployment_id: Uuid,
+        kind: EventType,
+        message: &str,
+    ) -> Result<DeploymentEvent> {
         let row = sqlx::query(
             "INSERT INTO deployment_events (id, deployment_id, kind, message, timestamp)
              VALUES ($1, $2, $3, $4, $5) RETURNING *",
@@ -658,10 +704,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_events(&self, deployment_id: Uuid) -> Result<Vec<DeploymentEvent>> {
-        let rows = sqlx::query("SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq")
-            .bind(id(deployment_id))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq")
+                .bind(id(deployment_id))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(common::event_from).collect()
     }
 
@@ -746,7 +793,9 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(not_found(format!("membership of user {user_id} in organisation {org}")));
+            return Err(not_found(format!(
+                "membership of user {user_id} in organisation {org}"
+            )));
         }
         Ok(())
     }
@@ -790,7 +839,11 @@ impl Store for SqliteStore {
         common::token_from(&row)
     }
 
-    async fn find_token(&self, secret_sha256: &str, now: Timestamp) -> Result<Option<(ApiToken, User)>> {
+    async fn find_token(
+        &self,
+        secret_sha256: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ApiToken, User)>> {
         let row = sqlx::query(
             "SELECT t.*, u.email AS user_email, u.global_admin AS user_global_admin, u.created_at AS user_created_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
@@ -805,10 +858,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>> {
-        let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(common::token_from).collect()
     }
 
@@ -904,8 +958,14 @@ mod tests {
     #[test]
     fn urls_name_locations() {
         assert_eq!(location("sqlite::memory:"), Location::Memory);
-        assert_eq!(location("sqlite://data/hanzo.db"), Location::File("data/hanzo.db".into()));
-        assert_eq!(location("sqlite:///var/lib/hanzo/db.sqlite?mode=rwc"), Location::File("/var/lib/hanzo/db.sqlite".into()));
+        assert_eq!(
+            location("sqlite://data/hanzo.db"),
+            Location::File("data/hanzo.db".into())
+        );
+        assert_eq!(
+            location("sqlite:///var/lib/hanzo/db.sqlite?mode=rwc"),
+            Location::File("/var/lib/hanzo/db.sqlite".into())
+        );
         assert_eq!(location("/tmp/x.db"), Location::File("/tmp/x.db".into()));
         assert_eq!(location("sqlite:rel.db"), Location::File("rel.db".into()));
     }
@@ -917,5 +977,4 @@ mod tests {
             .unwrap();
         assert_eq!(ts(t), "2026-01-02T03:04:05.000000Z");
     }
-
 }

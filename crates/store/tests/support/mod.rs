@@ -1,3 +1,5 @@
+#![allow(dead_code)] // each test binary uses a different part of the fixtures
+
 //! Fixtures: a fresh, migrated store per test on each backend, removed afterwards
 //! even when the test panics.
 
@@ -12,8 +14,8 @@ pub struct Fixture {
 }
 
 enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] PgDatabase),
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
 }
 
 impl Fixture {
@@ -33,7 +35,11 @@ pub async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("data/hanzo.db").display());
     let store = hanzo_store::connect(&url).await.expect("open sqlite store");
-    Fixture { url, store, _guard: Guard::Sqlite(dir) }
+    Fixture {
+        url,
+        store,
+        _guard: Guard::Sqlite(dir),
+    }
 }
 
 /// The superuser URL from `HANZO_TEST_POSTGRES_URL`, or `None` (after printing
@@ -57,8 +63,14 @@ pub async fn postgres() -> Option<Fixture> {
     let name = format!("hanzo_test_{}", uuid::Uuid::new_v4().simple());
     let db = PgDatabase::create(&admin, &name).await;
     let url = db.url.clone();
-    let store = hanzo_store::connect(&url).await.expect("open postgres store");
-    Some(Fixture { url, store, _guard: Guard::Postgres(db) })
+    let store = hanzo_store::connect(&url)
+        .await
+        .expect("open postgres store");
+    Some(Fixture {
+        url,
+        store,
+        _guard: Guard::Postgres(db),
+    })
 }
 
 /// Replaces the database name (the path) of a PostgreSQL URL.
@@ -68,7 +80,10 @@ pub fn with_database(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let authority_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{db}", &base[..authority_end]);
     if let Some(q) = query {
         out.push('?');
@@ -86,13 +101,19 @@ pub struct PgDatabase {
 impl PgDatabase {
     pub async fn create(admin: &str, name: &str) -> PgDatabase {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to HANZO_TEST_POSTGRES_URL");
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .expect("connect to HANZO_TEST_POSTGRES_URL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
             .await
             .expect("create test database");
         let _ = conn.close().await;
-        PgDatabase { admin: admin.to_string(), name: name.to_string(), url: with_database(admin, name) }
+        PgDatabase {
+            admin: admin.to_string(),
+            name: name.to_string(),
+            url: with_database(admin, name),
+        }
     }
 }
 
@@ -102,13 +123,17 @@ impl Drop for PgDatabase {
         let admin = self.admin.clone();
         let name = self.name.clone();
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
                 conn.close().await?;
                 Ok::<_, sqlx::Error>(())
             })
@@ -116,7 +141,10 @@ impl Drop for PgDatabase {
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}: {dropped:?}", self.name);
+            eprintln!(
+                "warning: could not drop test database {}: {dropped:?}",
+                self.name
+            );
         }
     }
 }
