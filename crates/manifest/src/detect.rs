@@ -47,11 +47,26 @@ pub fn detect_runtime(dir: &Path) -> Result<Runtime, DetectError> {
 }
 
 /// An explicit `runtime:` wins; `auto` detects. For docker, the Dockerfile is
-/// `manifest.build.dockerfile` and must exist.
+/// `manifest.build.dockerfile` and must exist. With `auto`, that Dockerfile is looked
+/// for first; language files are then looked for in `build.context` (when it is not
+/// the root) and then at the repository root.
 pub fn resolve_runtime(manifest: &Manifest, dir: &Path) -> Result<Runtime, DetectError> {
     let dockerfile = Path::new(&manifest.build.dockerfile);
     match &manifest.runtime {
-        Runtime::Auto => detect_with_dockerfile(dir, dockerfile),
+        Runtime::Auto => {
+            if is_file(&dir.join(dockerfile))? {
+                return Ok(Runtime::Docker);
+            }
+            let context = manifest.build.context.trim_end_matches('/');
+            if !context.is_empty() && context != "." {
+                if let Some(rt) = detect_language(&dir.join(context))? {
+                    return Ok(rt);
+                }
+            }
+            detect_language(dir)?.ok_or_else(|| DetectError::NothingDetected {
+                dir: dir.to_path_buf(),
+            })
+        }
         Runtime::Docker => {
             let path = dir.join(dockerfile);
             if is_file(&path)? {
@@ -68,33 +83,38 @@ fn detect_with_dockerfile(dir: &Path, dockerfile: &Path) -> Result<Runtime, Dete
     if is_file(&dir.join(dockerfile))? {
         return Ok(Runtime::Docker);
     }
+    detect_language(dir)?.ok_or_else(|| DetectError::NothingDetected {
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The language runtime of `dir`, in the table's order (node, python, go, rust).
+fn detect_language(dir: &Path) -> Result<Option<Runtime>, DetectError> {
     let package_json = dir.join("package.json");
     if is_file(&package_json)? {
-        return Ok(Runtime::Node {
+        return Ok(Some(Runtime::Node {
             version: node_version(&package_json)?,
-        });
+        }));
     }
     let pyproject = dir.join("pyproject.toml");
     let has_pyproject = is_file(&pyproject)?;
     if has_pyproject || is_file(&dir.join("requirements.txt"))? {
-        return Ok(Runtime::Python {
+        return Ok(Some(Runtime::Python {
             version: python_version(dir, has_pyproject.then_some(&pyproject))?,
-        });
+        }));
     }
     let go_mod = dir.join("go.mod");
     if is_file(&go_mod)? {
-        return Ok(Runtime::Go {
+        return Ok(Some(Runtime::Go {
             version: go_version(&go_mod)?,
-        });
+        }));
     }
     if is_file(&dir.join("Cargo.toml"))? {
-        return Ok(Runtime::Rust {
+        return Ok(Some(Runtime::Rust {
             version: rust_version(dir)?,
-        });
+        }));
     }
-    Err(DetectError::NothingDetected {
-        dir: dir.to_path_buf(),
-    })
+    Ok(None)
 }
 
 fn is_file(path: &Path) -> Result<bool, DetectError> {

@@ -3,8 +3,9 @@
 use crate::types::Domain;
 
 /// A refused domain: what is wrong and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DomainError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} — {help}")]
+pub struct DomainError {
     pub message: String,
     pub help: String,
 }
@@ -16,8 +17,10 @@ fn err(message: impl Into<String>, help: impl Into<String>) -> DomainError {
     }
 }
 
-/// `cloud.hanzo.ai`, `api.hanzo.ai/v2`, `*.hanzo.ai`, `bücher.example` (→ punycode).
-pub(crate) fn parse_domain(raw: &str) -> Result<Domain, DomainError> {
+/// Parses one domain as `services[].domains` accepts it: `cloud.hanzo.ai`,
+/// `api.hanzo.ai/v2`, `*.hanzo.ai`, `bücher.example` (→ punycode `xn--bcher-kva.example`).
+/// The host is lowercased; a trailing `/` of the path is dropped.
+pub fn parse_domain(raw: &str) -> Result<Domain, DomainError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(err(

@@ -25,6 +25,7 @@ mod validate;
 
 pub use detect::{DetectError, detect_runtime, resolve_runtime};
 pub use diag::{Diagnostic, Diagnostics};
+pub use domain::{DomainError, parse_domain};
 pub use explain::explain;
 pub use types::*;
 
@@ -84,7 +85,17 @@ fn yaml_error(e: &serde_saphyr::Error) -> (node::Pos, String, String) {
     let msg = msg.trim().trim_end_matches('.').to_string();
     let lower = msg.to_ascii_lowercase();
     if lower.contains("budget") || lower.contains("alias replay") || lower.contains("limit") {
-        let what = if lower.contains("depth") {
+        // Keep the parser's own words short: the first clause, without positions.
+        let detail = msg
+            .split(" at line ")
+            .next()
+            .unwrap_or(&msg)
+            .trim()
+            .to_string();
+        let what = if lower.contains("depth")
+            || lower.contains("recursion")
+            || lower.contains("nesting")
+        {
             format!(
                 "the manifest is nested deeper than {} levels",
                 node::MAX_DEPTH
@@ -101,7 +112,7 @@ fn yaml_error(e: &serde_saphyr::Error) -> (node::Pos, String, String) {
         } else {
             "write the settings out plainly; hanzo.yaml needs no deep nesting or alias expansion"
         };
-        return (pos, format!("{what} ({msg})"), help.to_string());
+        return (pos, format!("{what} ({detail})"), help.to_string());
     }
     if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();

@@ -26,11 +26,11 @@ pub struct ManifestFile {
     /// (spec versions: node-20, node-22, python-3.12, go-1.22, rust-1.78; others in the
     /// same form are accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "runtime_schema")]
+    #[schemars(default, schema_with = "runtime_schema")]
     pub runtime: Option<String>,
     /// Informational version; not used for deployment decisions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "text")]
+    #[schemars(default, schema_with = "text")]
     pub version: Option<String>,
     /// How the image is built.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct ManifestFile {
     /// The processes of the application. When omitted, the application is one `web`
     /// service on port 3000 with an HTTP health check on `/`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = [{"type": "web", "port": 3000, "healthcheck": {"path": "/"}}]))]
+    #[schemars(length(min = 1), extend("default" = [{"type": "web", "port": 3000, "healthcheck": {"path": "/"}}]))]
     pub services: Option<Vec<ServiceFile>>,
     /// Environment variables: plaintext values, or secrets resolved from KMS at deploy time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,11 +58,11 @@ pub struct BuildFile {
     /// Path of the Dockerfile, relative to the repository root (default `Dockerfile`).
     /// Used when the runtime is docker.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "rel_path", extend("default" = "Dockerfile"))]
+    #[schemars(default, schema_with = "rel_path", extend("default" = "Dockerfile"))]
     pub dockerfile: Option<String>,
     /// Docker build context, relative to the repository root (default `.`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "rel_path", extend("default" = "."))]
+    #[schemars(default, schema_with = "rel_path", extend("default" = "."))]
     pub context: Option<String>,
     /// Stage of a multi-stage Dockerfile to build.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,11 +72,11 @@ pub struct BuildFile {
     pub command: Option<String>,
     /// Build output directory (static sites), relative to the repository root.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "rel_path")]
+    #[schemars(default, schema_with = "rel_path")]
     pub output: Option<String>,
     /// Build arguments. Never secrets: use `env` with `secret: true`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "build_args")]
+    #[schemars(default, schema_with = "build_args")]
     pub args: Option<BTreeMap<String, String>>,
     /// Network access during the build: `default` (may fetch dependencies) or `none` (hermetic).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,7 +84,7 @@ pub struct BuildFile {
     pub network: Option<NetworkFile>,
     /// Build timeout (default `15m`), e.g. `30m` or `1h`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration", extend("default" = "15m"))]
+    #[schemars(default, schema_with = "duration", extend("default" = "15m"))]
     pub timeout: Option<String>,
 }
 
@@ -113,11 +113,11 @@ pub struct DeployFile {
     /// Memory limit per instance (default `256Mi`): a number of bytes or a number with
     /// Ki/Mi/Gi/Ti (powers of 1024), K/M/G/T (powers of 1000) or KB/MB/GB (powers of 1024).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "memory", extend("default" = "256Mi"))]
+    #[schemars(default, schema_with = "memory", extend("default" = "256Mi"))]
     pub memory: Option<String>,
     /// CPU limit per instance (default `0.25`): CPUs such as `"0.5"` or `2`, or milli-CPUs such as `500m`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "cpu", extend("default" = "0.25"))]
+    #[schemars(default, schema_with = "cpu", extend("default" = "0.25"))]
     pub cpu: Option<String>,
     /// `rolling` (default) or `recreate`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,7 +134,7 @@ pub struct DeployFile {
     /// How long a new instance may take to pass its health check (default 120 seconds):
     /// seconds as a number, or a duration such as `2m`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration", extend("default" = 120))]
+    #[schemars(default, schema_with = "duration", extend("default" = 120))]
     pub startup_timeout: Option<String>,
 }
 
@@ -184,7 +184,7 @@ pub struct ServiceFile {
     /// are converted to punycode; `*.example.com` for a wildcard) and an optional path prefix,
     /// e.g. `api.hanzo.ai/v2`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "domains")]
+    #[schemars(default, schema_with = "domains")]
     pub domains: Option<Vec<String>>,
 }
 
@@ -202,11 +202,11 @@ pub struct HealthCheckFile {
     pub exec: Option<Vec<String>>,
     /// Time between checks (default `30s`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration", extend("default" = "30s"))]
+    #[schemars(default, schema_with = "duration", extend("default" = "30s"))]
     pub interval: Option<String>,
     /// Per-check timeout (default `5s`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration", extend("default" = "5s"))]
+    #[schemars(default, schema_with = "duration", extend("default" = "5s"))]
     pub timeout: Option<String>,
     /// Consecutive failures before the instance is unhealthy (default 3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,7 +223,7 @@ pub struct EnvFile {
     pub name: String,
     /// Plaintext value (stored in the platform database). Not allowed on secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "text")]
+    #[schemars(default, schema_with = "text")]
     pub value: Option<String>,
     /// Resolve the value from KMS at deploy time (requires `kms_key`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,11 +258,11 @@ pub struct ResourcesFile {
 pub struct PostgresFile {
     /// PostgreSQL major version (default `"16"`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "text", extend("default" = "16"))]
+    #[schemars(default, schema_with = "text", extend("default" = "16"))]
     pub version: Option<String>,
     /// Storage size (default `1Gi`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "memory", extend("default" = "1Gi"))]
+    #[schemars(default, schema_with = "memory", extend("default" = "1Gi"))]
     pub storage: Option<String>,
 }
 
@@ -272,11 +272,11 @@ pub struct PostgresFile {
 pub struct RedisFile {
     /// Redis major version (default `"7"`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "text", extend("default" = "7"))]
+    #[schemars(default, schema_with = "text", extend("default" = "7"))]
     pub version: Option<String>,
     /// Memory limit (default `256mb`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "memory", extend("default" = "256mb"))]
+    #[schemars(default, schema_with = "memory", extend("default" = "256mb"))]
     pub maxmemory: Option<String>,
 }
 

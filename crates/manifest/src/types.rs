@@ -147,6 +147,13 @@ pub struct Domain {
     pub path: Option<String>,
 }
 
+impl std::fmt::Display for Domain {
+    /// `host` or `host/path`, as written in `domains:`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.host, self.path.as_deref().unwrap_or(""))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvEntry {
     pub name: String,

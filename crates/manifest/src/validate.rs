@@ -165,6 +165,27 @@ impl<'a> Walker<'a> {
         {
             help = format!("quote it: \"{t}\"");
         }
+        if help.is_empty() {
+            help = match &node.kind {
+                Kind::Null => format!("give `{path}` a value, or remove it"),
+                _ if expected.starts_with("a mapping") => {
+                    if path.is_empty() {
+                        "write `key: value` settings, starting with `name:` and `org:`".to_string()
+                    } else {
+                        format!("write `key: value` settings indented under `{path}:`")
+                    }
+                }
+                _ if expected.starts_with("a list") => {
+                    format!("write one entry per line under `{path}:`, each starting with `- `")
+                }
+                _ => format!("write {expected} here"),
+            };
+        }
+        let subject = if path.is_empty() {
+            "the manifest".to_string()
+        } else {
+            format!("`{path}`")
+        };
         let shown = match (&node.kind, self.scalar_text(node)) {
             (Kind::Seq(_) | Kind::Map(_) | Kind::Null, _) | (_, None) => {
                 node.describe().to_string()
@@ -173,7 +194,7 @@ impl<'a> Walker<'a> {
         };
         self.report(
             node.pos,
-            format!("`{path}` is {shown}, expected {expected}"),
+            format!("{subject} is {shown}, expected {expected}"),
             help,
         );
     }
@@ -188,7 +209,12 @@ impl<'a> Walker<'a> {
         what: &str,
     ) -> Option<Fields<'n>> {
         let Kind::Map(entries) = &node.kind else {
-            self.type_error(node, path, &format!("a mapping ({what})"), "");
+            let expected = if what.starts_with("of ") {
+                format!("a mapping {what}")
+            } else {
+                format!("a mapping ({what})")
+            };
+            self.type_error(node, path, &expected, "");
             return None;
         };
         let mut map: HashMap<&'n str, (&'n Node, &'n Node)> = HashMap::new();
@@ -474,7 +500,7 @@ impl<'a> Walker<'a> {
             );
             return m;
         }
-        let Some(f) = self.fields(root, "", TOP_KEYS, "the manifest") else {
+        let Some(f) = self.fields(root, "", TOP_KEYS, "of settings") else {
             return m;
         };
         for (key, what) in [("name", "application name"), ("org", "organisation name")] {
@@ -482,7 +508,14 @@ impl<'a> Walker<'a> {
                 None => self.report(
                     f.key_pos(key),
                     format!("`{key}` is missing"),
-                    format!("add `{key}:` with the {what} (a DNS label such as my-service)"),
+                    format!(
+                        "add `{key}:` with the {what} (a DNS label such as {})",
+                        if key == "name" {
+                            "my-service"
+                        } else {
+                            "my-org"
+                        }
+                    ),
                 ),
                 Some(node) => {
                     if let Some(s) = self.text_of(node, key) {
@@ -997,8 +1030,11 @@ impl<'a> Walker<'a> {
                 Kind::Seq(items) if !items.is_empty() => {
                     let mut argv = Vec::new();
                     for (j, it) in items.iter().enumerate() {
-                        if let Some(a) = self.text_of(it, &format!("{path}.exec[{j}]")) {
-                            argv.push(a);
+                        match it.as_str() {
+                            Some(a) => argv.push(a.to_string()),
+                            None => {
+                                self.type_error(it, &format!("{path}.exec[{j}]"), "a string", "")
+                            }
                         }
                     }
                     if argv.len() == items.len() {
@@ -1164,7 +1200,11 @@ impl<'a> Walker<'a> {
                         );
                     }
                 }
-                if !f.map.contains_key("value") {
+                if !f.map.contains_key("value")
+                    && !["kms_key", "kms_project", "kms_env"]
+                        .iter()
+                        .any(|k| f.has(k))
+                {
                     self.report(
                         f.key_pos("name"),
                         format!("environment variable `{shown}` has no value"),
