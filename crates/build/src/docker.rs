@@ -191,6 +191,13 @@ impl Builder {
             if !tail.iter().any(|l| l.contains(message.trim())) {
                 tail.push(message.trim().to_string());
             }
+            if message.trim_end().ends_with("non-zero code: 137") && self.settings.memory_bytes > 0
+            {
+                tail.push(format!(
+                    "(the step was killed: most likely it used more than the build memory limit of {} MiB)",
+                    self.settings.memory_bytes / (1024 * 1024)
+                ));
+            }
             return Err(BuildError::BuildFailed {
                 step: out.step,
                 tail: tail.join("\n"),
