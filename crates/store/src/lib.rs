@@ -131,7 +131,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_orgs(&self) -> Result<Vec<String>>;
 
     // ---- applications --------------------------------------------------
-    /// Conflict if an app of that name exists in the org.
+    /// Conflict if an app of that name exists in the org. Creates the org if
+    /// needed. A new app is `stopped` with 1 instance and no deployments.
     async fn create_app(&self, app: NewApp, audit: Option<&NewAudit>) -> Result<Application>;
     async fn get_app(&self, org: &str, name: &str) -> Result<Application>;
     async fn get_app_by_id(&self, id: Uuid) -> Result<Application>;
@@ -145,7 +146,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Application>;
     /// Deletes the app with its deployments, events, logs, env vars and domains.
     async fn delete_app(&self, id: Uuid, audit: Option<&NewAudit>) -> Result<()>;
-    /// Applications by repository URL/path (for webhooks).
+    /// Applications by repository URL/path (for webhooks); `.git` and a trailing
+    /// slash do not matter.
     async fn find_apps_by_repo(&self, repo: &str) -> Result<Vec<Application>>;
 
     // ---- domains and env vars ------------------------------------------
@@ -159,6 +161,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn set_env(&self, app_id: Uuid, var: &EnvVar, audit: Option<&NewAudit>) -> Result<()>;
     async fn delete_env(&self, app_id: Uuid, name: &str, audit: Option<&NewAudit>) -> Result<()>;
+    /// Sorted by name; NotFound when the app does not exist.
     async fn list_env(&self, app_id: Uuid) -> Result<Vec<EnvVar>>;
 
     // ---- deployments ---------------------------------------------------
@@ -188,7 +191,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_next_build(&self) -> Result<Option<Deployment>>;
     /// Deletes all but the newest `keep` deployments of the app (with their
     /// events and logs); returns the deleted ones so their images can be pruned.
-    /// Never deletes the app's current or desired deployment.
+    /// Never deletes the app's current or desired deployment, nor one a worker
+    /// holds (`building`, `pushing`, `deploying`). Returned newest first.
     async fn prune_deployments(&self, app_id: Uuid, keep: u32) -> Result<Vec<Deployment>>;
 
     // ---- events and build logs -----------------------------------------
@@ -209,6 +213,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- users, memberships, tokens --------------------------------------
     async fn upsert_user(&self, id: &str, email: &str, global_admin: bool) -> Result<User>;
     async fn get_user(&self, id: &str) -> Result<User>;
+    /// Creates or changes the role; creates the org if needed; NotFound for an unknown user.
     async fn set_membership(&self, user_id: &str, org: &str, role: Role) -> Result<()>;
     async fn remove_membership(&self, user_id: &str, org: &str) -> Result<()>;
     async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>>;
@@ -233,7 +238,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- audit -----------------------------------------------------------
     /// For actions with no other change (e.g. a refused attempt).
     async fn record_audit(&self, audit: &NewAudit) -> Result<AuditEntry>;
-    /// Newest first.
+    /// Newest first. `since` and `until` are inclusive; `orgs: Some(vec![])`
+    /// matches nothing.
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
     async fn prune_audit(&self, older_than: Timestamp) -> Result<u64>;
 
@@ -242,7 +248,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> Result<bool>;
 }
 
-/// Opens the store named by a URL: `sqlite://PATH` (created if missing) or
+/// Opens the store named by a URL: `sqlite://PATH`, `sqlite::memory:` or a bare
+/// path (file and parent directory created if missing), or
 /// `postgres://…`, and applies migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     let store: std::sync::Arc<dyn Store> =
