@@ -72,6 +72,35 @@ CMD ["nginx", "-g", "daemon off;"]
 EOF
 }
 
+# Debian's Go (1.19) and Rust (1.63), for the go and rust runtimes.
+_hanzo_recipe_golang() {
+	cat <<'EOF2'
+FROM debian:bookworm-slim
+ENV LANG=C.UTF-8 GOPATH=/go GOTOOLCHAIN=local PATH=/go/bin:$PATH
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      golang-go git ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /go/bin \
+ && go version | grep -q ' go1\.19'
+CMD ["bash"]
+EOF2
+}
+
+_hanzo_recipe_rust() {
+	cat <<'EOF2'
+FROM debian:bookworm-slim
+ENV LANG=C.UTF-8 CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      rustc cargo libc6-dev ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /usr/local/cargo/bin \
+ && rustc --version | grep -q '^rustc 1\.63\.'
+CMD ["bash"]
+EOF2
+}
+
 # --- helpers ------------------------------------------------------------------------------
 
 _hanzo_say() { printf 'base-images: %s\n' "$*" >&2; }
@@ -154,6 +183,8 @@ _hanzo_hashes() {
 	HANZO_RECIPE_PYTHON="$( { echo "$HANZO_RECIPE_DEBIAN"; _hanzo_recipe_python; } | _hanzo_sha)"
 	HANZO_RECIPE_NODE="$( { echo "$HANZO_RECIPE_DEBIAN"; _hanzo_recipe_node; } | _hanzo_sha)"
 	HANZO_RECIPE_NGINX="$( { echo "$HANZO_RECIPE_DEBIAN"; _hanzo_recipe_nginx; } | _hanzo_sha)"
+	HANZO_RECIPE_GOLANG="$( { echo "$HANZO_RECIPE_DEBIAN"; _hanzo_recipe_golang; } | _hanzo_sha)"
+	HANZO_RECIPE_RUST="$( { echo "$HANZO_RECIPE_DEBIAN"; _hanzo_recipe_rust; } | _hanzo_sha)"
 }
 
 # The platform's base-image settings for these local images (runtime key → image).
@@ -161,6 +192,8 @@ hanzo_base_images_env() {
 	cat <<'EOF'
 HANZO_BASE_IMAGE_NODE_18=node:18-bookworm-slim
 HANZO_BASE_IMAGE_PYTHON_3_11=python:3.11-slim-bookworm
+HANZO_BASE_IMAGE_GO_1_19=golang:1.19-bookworm
+HANZO_BASE_IMAGE_RUST_1_63=rust:1.63-bookworm
 HANZO_BASE_IMAGE_STATIC=nginx:1.22-bookworm
 HANZO_BASE_IMAGE_DISTROLESS=debian:bookworm-slim
 EOF
@@ -174,6 +207,8 @@ _hanzo_base_images_ensure() {
 	_hanzo_ensure_built python:3.11-slim-bookworm "$HANZO_RECIPE_PYTHON" _hanzo_recipe_python || return 1
 	_hanzo_ensure_built node:18-bookworm-slim "$HANZO_RECIPE_NODE" _hanzo_recipe_node || return 1
 	_hanzo_ensure_built nginx:1.22-bookworm "$HANZO_RECIPE_NGINX" _hanzo_recipe_nginx || return 1
+	_hanzo_ensure_built golang:1.19-bookworm "$HANZO_RECIPE_GOLANG" _hanzo_recipe_golang || return 1
+	_hanzo_ensure_built rust:1.63-bookworm "$HANZO_RECIPE_RUST" _hanzo_recipe_rust || return 1
 	_hanzo_say "all base images are ready; platform settings:"
 	hanzo_base_images_env
 }

@@ -2,7 +2,9 @@
 //! (`HANZO_TEST_REGISTRY`, e.g. 127.0.0.1:5000). Base images come from
 //! `scripts/lib/base-images.sh ensure` (debian:bookworm-slim, node:18-bookworm-slim).
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -35,21 +37,90 @@ fn suffix() -> String {
     format!("{n:08x}")
 }
 
-/// Removes the images it names when dropped (even when the test fails).
-struct Images(Vec<String>);
+/// Removes, when dropped (even when the test fails), the images a test names and the
+/// intermediate images its builds created (ids from ` ---> <id>` log lines that did not exist
+/// before the test and have no tag).
+struct Cleanup {
+    before: HashSet<String>,
+    names: Mutex<Vec<String>>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
 
-impl Drop for Images {
-    fn drop(&mut self) {
-        if self.0.is_empty() {
-            return;
+impl Cleanup {
+    fn new() -> Self {
+        Cleanup {
+            before: image_ids(),
+            names: Mutex::new(Vec::new()),
+            lines: Arc::new(Mutex::new(Vec::new())),
         }
-        let _ = std::process::Command::new("docker")
-            .arg("rmi")
-            .arg("-f")
-            .args(&self.0)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+    }
+
+    fn images(&self, names: impl IntoIterator<Item = String>) {
+        self.names.lock().unwrap().extend(names);
+    }
+
+    /// Collects log lines in the background (and remembers them for the cleanup).
+    fn collector(&self) -> (mpsc::Sender<String>, tokio::task::JoinHandle<Vec<String>>) {
+        let (tx, mut rx) = mpsc::channel::<String>(64);
+        let shared = self.lines.clone();
+        let handle = tokio::spawn(async move {
+            let mut lines = Vec::new();
+            while let Some(l) = rx.recv().await {
+                shared.lock().unwrap().push(l.clone());
+                lines.push(l);
+            }
+            lines
+        });
+        (tx, handle)
+    }
+}
+
+fn image_ids() -> HashSet<String> {
+    std::process::Command::new("docker")
+        .args(["images", "-aq"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn docker_quiet(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut *self.names.lock().unwrap());
+        for name in &names {
+            docker_quiet(&["rmi", "-f", name]);
+        }
+        let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut layers: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.trim().strip_prefix("---> "))
+            .map(|id| id.trim().to_string())
+            .filter(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()))
+            .filter(|id| !self.before.contains(id))
+            .collect();
+        layers.reverse(); // children before parents
+        for id in layers {
+            if docker_quiet(&["image", "inspect", "-f", "{{len .RepoTags}}", &id]).as_deref()
+                == Some("0")
+            {
+                docker_quiet(&["rmi", &id]);
+            }
+        }
     }
 }
 
@@ -81,23 +152,17 @@ fn manifest(yaml: &str) -> Manifest {
 
 fn settings() -> BuildSettings {
     let mut s = BuildSettings::default();
-    // Offline machine: the local images stand in for the official ones.
-    s.apply_env([("HANZO_BASE_IMAGE_NODE_20", "node:18-bookworm-slim")]);
+    // Offline machine: the local images (scripts/lib/base-images.sh) stand in for the official ones.
+    s.apply_env([
+        ("HANZO_BASE_IMAGE_NODE_20", "node:18-bookworm-slim"),
+        ("HANZO_BASE_IMAGE_PYTHON_3_12", "python:3.11-slim-bookworm"),
+        ("HANZO_BASE_IMAGE_GO_1_22", "golang:1.19-bookworm"),
+        ("HANZO_BASE_IMAGE_RUST_1_78", "rust:1.63-bookworm"),
+        ("HANZO_BASE_IMAGE_STATIC", "nginx:1.22-bookworm"),
+        ("HANZO_BASE_IMAGE_DISTROLESS", "debian:bookworm-slim"),
+    ]);
     s.apply_env(std::env::vars());
     s
-}
-
-/// Collects log lines in the background.
-fn collector() -> (mpsc::Sender<String>, tokio::task::JoinHandle<Vec<String>>) {
-    let (tx, mut rx) = mpsc::channel::<String>(64);
-    let handle = tokio::spawn(async move {
-        let mut lines = Vec::new();
-        while let Some(l) = rx.recv().await {
-            lines.push(l);
-        }
-        lines
-    });
-    (tx, handle)
 }
 
 /// A docker-runtime plan for a Dockerfile in a fresh directory.
@@ -139,6 +204,7 @@ async fn wait_no_containers(docker: &Docker, marker: &str) {
 #[tokio::test]
 async fn node_example_builds_pushes_and_has_a_digest() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     let Some(registry) = service("HANZO_TEST_REGISTRY") else {
         return;
     };
@@ -181,10 +247,10 @@ async fn node_example_builds_pushes_and_has_a_digest() {
 
     let repo = format!("{registry}/test-hello-{}", suffix());
     let tags = vec![format!("{repo}:abc1234"), format!("{repo}:latest")];
-    let _cleanup = Images(tags.clone());
+    cleanup.images(tags.clone());
     let builder = Builder::new(docker.clone(), s);
     let secrets = [SecretString::from("tok-1234567890-sentinel")];
-    let (tx, lines) = collector();
+    let (tx, lines) = cleanup.collector();
     let id = builder
         .build(&plan, &tags, &secrets, tx, CancellationToken::new())
         .await
@@ -206,7 +272,7 @@ async fn node_example_builds_pushes_and_has_a_digest() {
         assert_eq!(inspect.id.as_deref(), Some(id.as_str()));
     }
 
-    let (tx, push_lines) = collector();
+    let (tx, push_lines) = cleanup.collector();
     let digest = builder
         .push(&tags[0], None, tx)
         .await
@@ -229,6 +295,7 @@ async fn node_example_builds_pushes_and_has_a_digest() {
 #[tokio::test]
 async fn failed_build_reports_the_step_and_a_scrubbed_tail() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let dir = tempfile::tempdir().unwrap();
     let plan = docker_plan(
@@ -237,9 +304,9 @@ async fn failed_build_reports_the_step_and_a_scrubbed_tail() {
         "",
     );
     let tag = format!("hanzo-test-fail:{}", suffix());
-    let _cleanup = Images(vec![tag.clone()]);
+    cleanup.images(vec![tag.clone()]);
     let secrets = [SecretString::from("SENTINEL-a1b2c3d4")];
-    let (tx, lines) = collector();
+    let (tx, lines) = cleanup.collector();
     let err = Builder::new(docker, settings())
         .build(
             &plan,
@@ -267,6 +334,7 @@ async fn failed_build_reports_the_step_and_a_scrubbed_tail() {
 #[tokio::test]
 async fn cancel_stops_the_build_and_removes_its_container() {
     let Some(docker) = docker() else { return };
+    let _cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let marker = format!("hanzo-cancel-{}", suffix());
     let dir = tempfile::tempdir().unwrap();
@@ -308,6 +376,7 @@ async fn cancel_stops_the_build_and_removes_its_container() {
 #[tokio::test]
 async fn timeout_fails_the_build() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let marker = format!("hanzo-timeout-{}", suffix());
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +386,7 @@ async fn timeout_fails_the_build() {
         "",
     );
     plan.timeout = Duration::from_secs(3);
-    let (tx, _lines) = collector();
+    let (tx, _lines) = cleanup.collector();
     let started = Instant::now();
     let err = Builder::new(docker.clone(), settings())
         .build(&plan, &[], &[], tx, CancellationToken::new())
@@ -332,6 +401,7 @@ async fn timeout_fails_the_build() {
 #[tokio::test]
 async fn network_none_blocks_steps_that_need_the_network() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let builder = Builder::new(docker, settings());
     let needs_net = "FROM debian:bookworm-slim\nRUN bash -c 'exec 3<>/dev/tcp/deb.debian.org/80' && echo reached the mirror\n";
@@ -340,7 +410,7 @@ async fn network_none_blocks_steps_that_need_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let plan = docker_plan(dir.path(), needs_net, "build:\n  network: none\n");
     assert_eq!(plan.network, BuildNetwork::None);
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let err = builder
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
@@ -349,27 +419,28 @@ async fn network_none_blocks_steps_that_need_the_network() {
 
     let dir = tempfile::tempdir().unwrap();
     let plan = docker_plan(dir.path(), offline, "build:\n  network: none\n");
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let id = builder
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _cleanup = Images(vec![id]);
+    cleanup.images(vec![id]);
 
     // The same network step passes with the default network (the test itself is sound).
     let dir = tempfile::tempdir().unwrap();
     let plan = docker_plan(dir.path(), needs_net, "");
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let id = builder
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _cleanup2 = Images(vec![id]);
+    cleanup.images(vec![id]);
 }
 
 #[tokio::test]
 async fn memory_limit_kills_a_greedy_step() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let dir = tempfile::tempdir().unwrap();
     // The shell keeps the whole command substitution (300 MB) in memory.
@@ -380,7 +451,7 @@ async fn memory_limit_kills_a_greedy_step() {
     );
     let mut s = settings();
     s.memory_bytes = 64 * 1024 * 1024;
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let err = Builder::new(docker, s)
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
@@ -392,6 +463,7 @@ async fn memory_limit_kills_a_greedy_step() {
 #[tokio::test]
 async fn history_check_names_the_variable_not_the_value() {
     let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
     require_image("debian:bookworm-slim");
     let value = format!("s3cr3t-{}", suffix());
     let builder = Builder::new(docker, settings());
@@ -402,12 +474,12 @@ async fn history_check_names_the_variable_not_the_value() {
         "FROM debian:bookworm-slim\nARG TOKEN\nENV API_KEY=$TOKEN\n",
         &format!("build:\n  args:\n    TOKEN: {value}\n"),
     );
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let id = builder
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _cleanup = Images(vec![id.clone()]);
+    cleanup.images(vec![id.clone()]);
     let err = builder
         .check_history(
             &id,
@@ -427,12 +499,12 @@ async fn history_check_names_the_variable_not_the_value() {
         "FROM debian:bookworm-slim\nARG TOKEN\nRUN echo using the token\n",
         &format!("build:\n  args:\n    TOKEN: {value}\n"),
     );
-    let (tx, _l) = collector();
+    let (tx, _l) = cleanup.collector();
     let id = builder
         .build(&plan, &[], &[], tx, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _cleanup2 = Images(vec![id.clone()]);
+    cleanup.images(vec![id.clone()]);
     let err = builder
         .check_history(
             &id,
@@ -445,4 +517,119 @@ async fn history_check_names_the_variable_not_the_value() {
         "{err:?}"
     );
     assert!(!err.to_string().contains(&value));
+}
+
+/// Builds a generated plan for `files` + `yaml`; returns the image id and the image's config.
+async fn build_generated(
+    docker: &Docker,
+    cleanup: &Cleanup,
+    files: &[(&str, &str)],
+    yaml: &str,
+) -> (String, bollard::models::ImageInspect) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), files);
+    let s = settings();
+    let plan = plan(&manifest(yaml), dir.path(), &s).expect("plan");
+    assert!(plan.generated);
+    for image in &plan.base_images {
+        require_image(image);
+    }
+    let (tx, lines) = cleanup.collector();
+    let result = Builder::new(docker.clone(), s)
+        .build(&plan, &[], &[], tx, CancellationToken::new())
+        .await;
+    let lines = lines.await.unwrap();
+    let id = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    cleanup.images(vec![id.clone()]);
+    let inspect = docker.inspect_image(&id).await.expect("inspect");
+    (id, inspect)
+}
+
+fn cmd_of(inspect: &bollard::models::ImageInspect) -> Vec<String> {
+    inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.cmd.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn node_static_site_is_served_by_the_static_image() {
+    let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
+    let (_id, inspect) = build_generated(
+        &docker,
+        &cleanup,
+        &[
+            ("package.json", r#"{"name":"site","version":"1.0.0","scripts":{"build":"node build.js"}}"#),
+            (".npmrc", "audit=false\nfund=false\n"),
+            (
+                "build.js",
+                "require('fs').mkdirSync('dist',{recursive:true});require('fs').writeFileSync('dist/index.html','<h1>hi</h1>');\n",
+            ),
+        ],
+        "name: site\norg: test\nruntime: node-20\nbuild:\n  command: npm run build\n  output: dist\nservices:\n  - type: web\n    port: 80\n",
+    )
+    .await;
+    assert_eq!(cmd_of(&inspect), ["nginx", "-g", "daemon off;"]);
+}
+
+#[tokio::test]
+async fn python_pip_example_builds() {
+    let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
+    let (_id, inspect) = build_generated(
+        &docker,
+        &cleanup,
+        &[
+            ("requirements.txt", "# no dependencies\n"),
+            ("main.py", "app = None\n"),
+        ],
+        "name: py\norg: test\nruntime: python-3.12\nservices:\n  - type: web\n    port: 8000\n",
+    )
+    .await;
+    assert_eq!(
+        cmd_of(&inspect),
+        ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000"]
+    );
+}
+
+#[tokio::test]
+async fn go_example_builds_into_the_runtime_image() {
+    let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
+    let (_id, inspect) = build_generated(
+        &docker,
+        &cleanup,
+        &[
+            ("go.mod", "module example.com/hello\n\ngo 1.19\n"),
+            (
+                "main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n)\n\nfunc main() {\n\thttp.HandleFunc(\"/\", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, \"hello\") })\n\thttp.ListenAndServe(\":8080\", nil)\n}\n",
+            ),
+        ],
+        "name: goapp\norg: test\nruntime: go-1.22\nservices:\n  - type: web\n    port: 8080\n",
+    )
+    .await;
+    assert_eq!(cmd_of(&inspect), ["/app"]);
+}
+
+#[tokio::test]
+async fn rust_example_builds_into_the_runtime_image() {
+    let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
+    let (_id, inspect) = build_generated(
+        &docker,
+        &cleanup,
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            ),
+            ("src/main.rs", "fn main() { println!(\"hello\"); }\n"),
+        ],
+        "name: rs\norg: test\nruntime: rust-1.78\nservices:\n  - type: worker\n    command: /app\n",
+    )
+    .await;
+    assert_eq!(cmd_of(&inspect), ["/app"]);
 }
