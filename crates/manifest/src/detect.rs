@@ -58,10 +58,11 @@ pub fn resolve_runtime(manifest: &Manifest, dir: &Path) -> Result<Runtime, Detec
                 return Ok(Runtime::Docker);
             }
             let context = manifest.build.context.trim_end_matches('/');
-            if !context.is_empty() && context != "." {
-                if let Some(rt) = detect_language(&dir.join(context))? {
-                    return Ok(rt);
-                }
+            if !context.is_empty()
+                && context != "."
+                && let Some(rt) = detect_language(&dir.join(context))?
+            {
+                return Ok(rt);
             }
             detect_language(dir)?.ok_or_else(|| DetectError::NothingDetected {
                 dir: dir.to_path_buf(),
