@@ -41,6 +41,10 @@ impl TraefikSettings {
     pub fn access_log_path(&self) -> PathBuf {
         self.state_dir.join("access.log")
     }
+    /// Pid of the Traefik the platform started, for adoption after a restart.
+    pub fn pid_path(&self) -> PathBuf {
+        self.state_dir.join("traefik.pid")
+    }
     pub fn acme_storage_path(&self) -> PathBuf {
         self.state_dir.join("acme.json")
     }

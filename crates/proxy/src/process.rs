@@ -11,10 +11,13 @@ use tokio::process::{Child, Command};
 /// How long `start` waits for Traefik's ping to answer.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running Traefik started by the platform. Dropping it kills Traefik.
+/// A running Traefik. One the platform spawned is killed when this handle is
+/// dropped; one it adopted (left running by a previous, killed server process,
+/// see [`TraefikProcess::start_or_adopt`]) keeps running unless `stop` is called.
 #[derive(Debug)]
 pub struct TraefikProcess {
-    child: Child,
+    child: Option<Child>,
+    pid: Option<u32>,
     settings: TraefikSettings,
     api_url: String,
 }
@@ -92,15 +95,24 @@ impl TraefikProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))
+            // Its own process group: a Ctrl-C meant for the server does not
+            // take the proxy down with it; the server decides.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| ProxyError::Spawn {
                 bin: s.bin.clone(),
                 source,
             })?;
+        let pid = child.id();
+        if let Some(pid) = pid {
+            let pid_path = s.pid_path();
+            std::fs::write(&pid_path, format!("{pid}\n")).map_err(io_err("write", &pid_path))?;
+        }
         let api_url = format!("http://127.0.0.1:{}", s.api_port);
         let mut process = TraefikProcess {
-            child,
+            child: Some(child),
+            pid,
             settings: s.clone(),
             api_url,
         };
@@ -122,7 +134,9 @@ impl TraefikProcess {
         let started = tokio::time::Instant::now();
         let log_tail = |p: &Path| tail(p, 20);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
                 return Err(ProxyError::Exited {
                     status: status.to_string(),
                     log_tail: log_tail(&self.settings.log_path()),
@@ -134,7 +148,9 @@ impl TraefikProcess {
                 return Ok(());
             }
             if started.elapsed() >= START_TIMEOUT {
-                let _ = self.child.start_kill();
+                if let Some(child) = self.child.as_mut() {
+                    let _ = child.start_kill();
+                }
                 return Err(ProxyError::NotReady {
                     url,
                     after: START_TIMEOUT,
@@ -160,7 +176,12 @@ impl TraefikProcess {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.pid
+    }
+
+    /// Was this Traefik left running by an earlier server process and adopted?
+    pub fn adopted(&self) -> bool {
+        self.child.is_none()
     }
 
     /// The last lines of Traefik's own log.
@@ -170,18 +191,144 @@ impl TraefikProcess {
 
     /// Is the process still running?
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Stops Traefik and waits for it to exit.
-    pub async fn stop(mut self) -> Result<(), ProxyError> {
-        let _ = self.child.start_kill();
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(ProxyError::Api {
-                url: self.api_url.clone(),
-                reason: "Traefik did not exit within 10 s of SIGKILL".into(),
-            }),
+        match (self.child.as_mut(), self.pid) {
+            (Some(child), _) => matches!(child.try_wait(), Ok(None)),
+            (None, Some(pid)) => pid_alive(pid),
+            (None, None) => false,
         }
     }
+
+    /// Like [`TraefikProcess::start`], but first looks for the Traefik an
+    /// earlier server process started with these settings (its pid is in
+    /// `state_dir/traefik.pid`). If it still runs with the same static
+    /// configuration and answers, it is adopted as is: routing goes on without
+    /// a gap across a server restart, even after SIGKILL. If it runs with a
+    /// different configuration, it is stopped and a new one started.
+    pub async fn start_or_adopt(s: &TraefikSettings) -> Result<TraefikProcess, ProxyError> {
+        if let Some(pid) = read_pid(&s.pid_path())
+            && pid_alive(pid)
+            && runs_config(pid, &s.static_config_path())
+        {
+            let same_config = std::fs::read_to_string(s.static_config_path())
+                .ok()
+                .as_deref()
+                == Some(render_static_config(s).as_str());
+            let api_url = format!("http://127.0.0.1:{}", s.api_port);
+            if same_config && ping(&api_url).await {
+                tracing::info!(pid, api = %api_url, "adopted the running Traefik");
+                return Ok(TraefikProcess {
+                    child: None,
+                    pid: Some(pid),
+                    settings: s.clone(),
+                    api_url,
+                });
+            }
+            tracing::info!(
+                pid,
+                "stopping the Traefik left running with another configuration"
+            );
+            terminate(pid, None, Duration::from_secs(12)).await;
+        }
+        Self::start(s).await
+    }
+
+    /// Stops Traefik: SIGTERM (in-flight requests finish, up to its 10 s grace
+    /// time), then SIGKILL if it is still there after 12 s.
+    pub async fn stop(mut self) -> Result<(), ProxyError> {
+        let pid = self.pid.take();
+        let child = self.child.take();
+        let _ = std::fs::remove_file(self.settings.pid_path());
+        match pid {
+            Some(pid) => {
+                if terminate(pid, child, Duration::from_secs(12)).await {
+                    Ok(())
+                } else {
+                    Err(ProxyError::Api {
+                        url: self.api_url.clone(),
+                        reason: format!("Traefik (pid {pid}) did not exit after SIGKILL"),
+                    })
+                }
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+async fn ping(api_url: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    matches!(client.get(format!("{api_url}/ping")).send().await, Ok(r) if r.status().is_success())
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Does the process exist (and is not a zombie)?
+fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Is `pid` a process started with `--configFile=<config>` (so a recycled pid
+/// is never mistaken for our Traefik)?
+fn runs_config(pid: u32, config: &Path) -> bool {
+    let want = format!("--configFile={}", config.display());
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).any(|arg| arg == want.as_bytes()))
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, sig: &str) {
+    // std has no kill(2) for a pid it did not spawn; the kill utility is everywhere.
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// SIGTERM, wait up to `grace`, then SIGKILL; true when the process is gone.
+async fn terminate(pid: u32, mut child: Option<Child>, grace: Duration) -> bool {
+    let gone = |child: &mut Option<Child>| match child.as_mut() {
+        Some(c) => !matches!(c.try_wait(), Ok(None)),
+        None => !pid_alive(pid),
+    };
+    if gone(&mut child) {
+        return true;
+    }
+    signal(pid, "TERM");
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if gone(&mut child) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match child.as_mut() {
+        Some(c) => {
+            let _ = c.start_kill();
+        }
+        None => signal(pid, "KILL"),
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if gone(&mut child) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

@@ -404,3 +404,42 @@ async fn start_refuses_a_busy_port_and_reports_a_crash_with_the_log() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_traefik_left_running_by_a_killed_server_is_adopted() {
+    let Some(bin) = traefik_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(bin, dir.path());
+    let first = TraefikProcess::start(&s).await.unwrap();
+    let pid = first.pid().unwrap();
+    // What SIGKILL of the server does: no destructor runs, Traefik stays up.
+    std::mem::forget(first);
+
+    let adopted = TraefikProcess::start_or_adopt(&s).await.unwrap();
+    assert!(adopted.adopted());
+    assert_eq!(adopted.pid(), Some(pid));
+    let proxy = adopted.proxy();
+    let a = backend("a").await;
+    proxy.apply(&app(vec![a.clone()])).unwrap();
+    proxy
+        .wait_loaded("acme-hello", std::slice::from_ref(&a), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+    // Dropping an adopted handle leaves Traefik running...
+    drop(adopted);
+    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+
+    // ...and new static settings replace it.
+    let changed = TraefikSettings { acme_email: Some("ops@acme.test".into()), ..s.clone() };
+    let second = TraefikProcess::start_or_adopt(&changed).await.unwrap();
+    assert!(!second.adopted());
+    assert_ne!(second.pid(), Some(pid));
+    proxy
+        .wait_loaded("acme-hello", std::slice::from_ref(&a), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+    second.stop().await.unwrap();
+    assert!(get(&client(), s.http_port, "hello.acme.test").await.is_err(), "Traefik still answers after stop");
+}
