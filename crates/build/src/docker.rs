@@ -130,8 +130,9 @@ impl Builder {
         let mut stream =
             docker.build_image(options.build(), None, Some(bollard::body_stream(body)));
 
-        let mut out = Output::new(secrets, logs);
-        let deadline = tokio::time::sleep(timeout);
+        let started = tokio::time::Instant::now();
+        let mut out = Output::new(secrets, logs, cancel.clone(), started + timeout);
+        let deadline = tokio::time::sleep_until(started + timeout);
         tokio::pin!(deadline);
         let mut image_id: Option<String> = None;
         let mut failure: Option<String> = None;
@@ -333,16 +334,26 @@ impl Builder {
 struct Output {
     scrubber: Scrubber,
     logs: mpsc::Sender<String>,
+    /// A slow log reader must not hold a cancelled or timed-out build.
+    cancel: CancellationToken,
+    deadline: tokio::time::Instant,
     tail: VecDeque<String>,
     step: Option<String>,
     partial: String,
 }
 
 impl Output {
-    fn new(secrets: &[SecretString], logs: mpsc::Sender<String>) -> Self {
+    fn new(
+        secrets: &[SecretString],
+        logs: mpsc::Sender<String>,
+        cancel: CancellationToken,
+        deadline: tokio::time::Instant,
+    ) -> Self {
         Output {
             scrubber: Scrubber::new(secrets),
             logs,
+            cancel,
+            deadline,
             tail: VecDeque::new(),
             step: None,
             partial: String::new(),
@@ -385,7 +396,11 @@ impl Output {
                 }
                 self.tail.push_back(line.clone());
             }
-            let _ = self.logs.send(line).await;
+            tokio::select! {
+                _ = self.logs.send(line) => {}
+                _ = self.cancel.cancelled() => {}
+                _ = tokio::time::sleep_until(self.deadline) => {}
+            }
         }
     }
 }

@@ -633,3 +633,89 @@ async fn rust_example_builds_into_the_runtime_image() {
     .await;
     assert_eq!(cmd_of(&inspect), ["/app"]);
 }
+
+#[tokio::test]
+async fn python_uv_example_installs_uv_through_the_ca_bundle() {
+    let Some(docker) = docker() else { return };
+    let cleanup = Cleanup::new();
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if !ca.exists() {
+        println!("skipped: no system CA bundle at {}", ca.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"api\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\ndependencies = []\n",
+            ),
+            ("main.py", "app = None\n"),
+        ],
+    );
+    let mut s = settings();
+    s.ca_bundle = Some(ca.to_path_buf());
+    let m = manifest(
+        "name: api\norg: test\nruntime: python-3.12\nservices:\n  - type: web\n    port: 8000\n",
+    );
+    let plan = plan(&m, dir.path(), &s).expect("plan");
+    assert!(
+        plan.dockerfile.contains("PIP_CERT=/etc/hanzo/build-ca.crt"),
+        "{}",
+        plan.dockerfile
+    );
+    require_image(&plan.base_images[0]);
+    let (tx, lines) = cleanup.collector();
+    let result = Builder::new(docker.clone(), s)
+        .build(&plan, &[], &[], tx, CancellationToken::new())
+        .await;
+    let lines = lines.await.unwrap();
+    let id = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    cleanup.images(vec![id.clone()]);
+    let inspect = docker.inspect_image(&id).await.expect("inspect");
+    let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(
+        env.iter().any(|e| e.starts_with("PATH=/app/.venv/bin:")),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|e| e.contains("build-ca.crt")),
+        "the CA is for install steps only: {env:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unread_log_channel_does_not_hold_a_timed_out_build() {
+    let Some(docker) = docker() else { return };
+    let _cleanup = Cleanup::new();
+    require_image("debian:bookworm-slim");
+    let marker = format!("hanzo-noreader-{}", suffix());
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = docker_plan(
+        dir.path(),
+        &format!(
+            "FROM debian:bookworm-slim\nRUN while true; do echo line; sleep 0.01; done # {marker}\n"
+        ),
+        "",
+    );
+    plan.timeout = Duration::from_secs(3);
+    let (tx, _rx) = mpsc::channel::<String>(1); // never read
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        Builder::new(docker.clone(), settings()).build(
+            &plan,
+            &[],
+            &[],
+            tx,
+            CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the build returns although nobody reads its logs")
+    .unwrap_err();
+    assert!(matches!(err, BuildError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    wait_no_containers(&docker, &marker).await;
+}
