@@ -5,7 +5,7 @@ use std::fmt;
 
 /// One problem: `hanzo.yaml:LINE:COL: what is wrong — how to fix it`, followed by
 /// the offending line and a caret under the offending text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The file name as given to [`crate::parse`] (normally `hanzo.yaml`).
     pub file: String,
@@ -57,7 +57,8 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Every problem found in one pass, in the order they appear in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(transparent)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
 }

@@ -26,7 +26,7 @@ mod validate;
 pub use detect::{DetectError, detect_runtime, resolve_runtime};
 pub use diag::{Diagnostic, Diagnostics};
 pub use domain::{DomainError, parse_domain};
-pub use explain::explain;
+pub use explain::{explain, to_file};
 pub use types::*;
 
 use std::path::{Path, PathBuf};

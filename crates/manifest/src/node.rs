@@ -194,6 +194,8 @@ pub(crate) fn options() -> serde_saphyr::Options {
             max_alias_expansions_per_anchor: 100,
         },
         with_snippet: false,
+        // YAML 1.2: only true/false are booleans (`country: no` stays a string).
+        strict_booleans: true,
         // Repeated keys reach the validator, which reports all of them at once.
         duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::PassThrough,
     }

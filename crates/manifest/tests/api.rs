@@ -299,3 +299,76 @@ fn schema_properties_match_the_validator() {
     }
     assert_eq!(schema["required"], serde_json::json!(["name", "org"]));
 }
+
+#[test]
+fn explain_quotes_strings_that_look_like_other_scalars() {
+    for tricky in [
+        "on",
+        "yes",
+        "no",
+        "null",
+        "~",
+        "1.0",
+        "0x10",
+        "1e3",
+        ".inf",
+        "true",
+        "0 */6 * * *",
+        "- x",
+        "a: b",
+        "#x",
+        "'q'",
+        "\"d\"",
+        " lead",
+        "é ü",
+        "&a",
+        "*a",
+        "!tag",
+        "%x",
+        "@x",
+        "`x`",
+        "1:2",
+        "0o17",
+        "012",
+    ] {
+        let yaml = format!(
+            "name: a\norg: b\nversion: {}\nbuild:\n  command: {}\nenv:\n  - name: X\n    value: {}\n",
+            json(tricky),
+            json(tricky),
+            json(tricky)
+        );
+        let m = parse(&yaml, "hanzo.yaml").unwrap_or_else(|d| panic!("{tricky:?}: {d}"));
+        assert_eq!(m.build.command.as_deref(), Some(tricky));
+        let again = parse(&explain(&m), "hanzo.yaml")
+            .unwrap_or_else(|d| panic!("{tricky:?}: {d}\n{}", explain(&m)));
+        assert_eq!(m, again, "{tricky:?}:\n{}", explain(&m));
+    }
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[test]
+fn yaml_1_1_booleans_are_strings() {
+    let m = parse(
+        "name: a\norg: b\nenv:\n  - name: COUNTRY\n    value: no\n",
+        "hanzo.yaml",
+    )
+    .unwrap();
+    assert_eq!(m.env[0].value.as_deref(), Some("no"));
+    let err = parse(
+        "name: a\norg: b\nenv:\n  - name: A\n    secret: yes\n    kms_key: K\n",
+        "hanzo.yaml",
+    )
+    .unwrap_err();
+    assert!(
+        err.items[0].message.contains("expected true or false"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_snapshot() {
+    insta::assert_json_snapshot!("schema", schema());
+}
