@@ -6,7 +6,7 @@
 mod names;
 mod status;
 
-pub use names::{image_repository, validate_name, NameError};
+pub use names::{NameError, image_repository, validate_name};
 pub use status::{AppStatus, DeploymentStatus, EventType, Role};
 
 use chrono::{DateTime, Utc};

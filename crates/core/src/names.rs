@@ -21,7 +21,10 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
         return Err(NameError::Empty { what });
     }
     if name.len() > 63 {
-        return Err(NameError::TooLong { what, name: name.to_string() });
+        return Err(NameError::TooLong {
+            what,
+            name: name.to_string(),
+        });
     }
     let bytes = name.as_bytes();
     let ok_chars = bytes
@@ -29,7 +32,10 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
     let ok_ends = bytes[0].is_ascii_lowercase() && bytes[bytes.len() - 1] != b'-';
     if !ok_chars || !ok_ends {
-        return Err(NameError::NotDnsLabel { what, name: name.to_string() });
+        return Err(NameError::NotDnsLabel {
+            what,
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -51,7 +57,10 @@ mod tests {
     #[test]
     fn dns_labels() {
         assert!(validate_name("application name", "hello-2").is_ok());
-        assert!(matches!(validate_name("application name", ""), Err(NameError::Empty { .. })));
+        assert!(matches!(
+            validate_name("application name", ""),
+            Err(NameError::Empty { .. })
+        ));
         assert!(validate_name("application name", "Hello").is_err());
         assert!(validate_name("application name", "-x").is_err());
         assert!(validate_name("application name", "x-").is_err());
@@ -61,8 +70,14 @@ mod tests {
 
     #[test]
     fn image_names_follow_the_spec() {
-        assert_eq!(image_repository(Some("ghcr.io/hanzoai"), "hanzo", "cloud"), "ghcr.io/hanzoai/hanzo-cloud");
-        assert_eq!(image_repository(Some("127.0.0.1:5000/"), "lux", "gw"), "127.0.0.1:5000/lux-gw");
+        assert_eq!(
+            image_repository(Some("ghcr.io/hanzoai"), "hanzo", "cloud"),
+            "ghcr.io/hanzoai/hanzo-cloud"
+        );
+        assert_eq!(
+            image_repository(Some("127.0.0.1:5000/"), "lux", "gw"),
+            "127.0.0.1:5000/lux-gw"
+        );
         assert_eq!(image_repository(None, "zoo", "r"), "zoo-r");
     }
 }

@@ -145,7 +145,10 @@ mod tests {
     fn statuses_round_trip_through_their_names() {
         for s in DeploymentStatus::ALL {
             assert_eq!(s.as_str().parse::<DeploymentStatus>().ok(), Some(*s));
-            assert_eq!(serde_json::to_string(s).ok(), Some(format!("\"{}\"", s.as_str())));
+            assert_eq!(
+                serde_json::to_string(s).ok(),
+                Some(format!("\"{}\"", s.as_str()))
+            );
         }
         for e in EventType::ALL {
             assert_eq!(e.as_str().parse::<EventType>().ok(), Some(*e));

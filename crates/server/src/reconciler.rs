@@ -1,0 +1,812 @@
+//! The reconciler: makes what runs match what the store wants.
+//!
+//! Level-triggered, like a Kubernetes controller: each pass reads the desired
+//! state (the application's desired deployment and instance count) and the
+//! observed state (instances listed from the engine by label, servers loaded in
+//! Traefik) and takes the next steps. It keeps no belief between passes, so a
+//! pass after a crash simply continues: instances have deterministic names,
+//! starting an existing one is a no-op, and the proxy file is rewritten whole.
+//!
+//! Rolling update (the default strategy): start `max_surge` new instances, wait
+//! until each passes its health check (within `startup_timeout`), add them to
+//! the proxy, take as many old ones out, wait until Traefik has loaded the
+//! change, let in-flight requests drain, stop the old ones; repeat. The proxy
+//! never routes to an instance that has not passed its check, and old instances
+//! leave the proxy before they stop, so users see no failed request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use hanzo_core::{
+    AppStatus, Application, Deployment, DeploymentSource, DeploymentStatus, EventType,
+};
+use hanzo_manifest::{Manifest, Protocol, Strategy};
+use hanzo_proxy::{AppRoutes, Route};
+use hanzo_runtime::{Instance, InstanceSpec, InstanceState, Selector, health};
+use hanzo_store::{AppPatch, DeploymentPatch};
+use secrecy::SecretString;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::pipeline::settle_app_status;
+use crate::state::AppState;
+
+/// How many deployments of an application are kept (spec: "the last 25").
+pub const KEEP_DEPLOYMENTS: u32 = 25;
+/// How long we wait for Traefik to load a change.
+const PROXY_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two health probes while an instance starts.
+const STARTUP_PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// Runs reconciliation passes for every application: on every change
+/// notification and at least every `resync_interval`. One task per application
+/// at a time; a change during a pass marks it dirty and it runs again.
+pub fn spawn(state: AppState) {
+    let active: Arc<Mutex<HashMap<Uuid, Arc<AtomicBool>>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            match state.store.list_apps(None).await {
+                Ok(apps) => {
+                    for app in apps {
+                        kick(&state, &active, app.id);
+                    }
+                }
+                Err(e) => warn!("reconciler cannot list applications: {e}"),
+            }
+            if let Err(e) = sweep_orphans(&state).await {
+                debug!("orphan sweep skipped: {e:#}");
+            }
+            tokio::select! {
+                _ = state.reconcile.notified() => {}
+                _ = tokio::time::sleep(state.config.resync_interval) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+fn kick(state: &AppState, active: &Arc<Mutex<HashMap<Uuid, Arc<AtomicBool>>>>, app_id: Uuid) {
+    let flag = {
+        let Ok(mut map) = active.lock() else { return };
+        if let Some(flag) = map.get(&app_id) {
+            flag.store(true, Ordering::SeqCst);
+            return;
+        }
+        let flag = Arc::new(AtomicBool::new(true));
+        map.insert(app_id, flag.clone());
+        flag
+    };
+    let state = state.clone();
+    let active = active.clone();
+    tokio::spawn(async move {
+        loop {
+            flag.store(false, Ordering::SeqCst);
+            if let Err(e) = reconcile_app(&state, app_id).await {
+                warn!(app = %app_id, "reconcile pass failed: {e:#}");
+            }
+            let Ok(mut map) = active.lock() else { return };
+            if !flag.load(Ordering::SeqCst) || state.shutdown.is_cancelled() {
+                map.remove(&app_id);
+                return;
+            }
+        }
+    });
+}
+
+/// Stops managed instances whose application no longer exists.
+async fn sweep_orphans(state: &AppState) -> Result<()> {
+    let apps = state.store.list_apps(None).await?;
+    let known: HashSet<(String, String)> = apps.into_iter().map(|a| (a.org, a.name)).collect();
+    for inst in state.target.list(&Selector::default()).await? {
+        if !known.contains(&(inst.org.clone(), inst.app.clone())) {
+            info!(instance = %inst.name, "stopping an instance of a deleted application");
+            state.target.stop(&inst.id, state.config.stop_grace).await?;
+            let _ = state.proxy.remove(&proxy_key(&inst.org, &inst.app));
+        }
+    }
+    Ok(())
+}
+
+pub fn proxy_key(org: &str, app: &str) -> String {
+    format!("{org}-{app}")
+}
+
+fn instance_name(app: &Application, d: &Deployment, index: u32) -> String {
+    format!("{}-{}-web-{}-{}", app.org, app.name, d.number, index)
+}
+
+/// One pass for one application.
+pub async fn reconcile_app(state: &AppState, app_id: Uuid) -> Result<()> {
+    let app = match state.store.get_app_by_id(app_id).await {
+        Ok(a) => a,
+        Err(hanzo_store::StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let observed = state
+        .target
+        .list(&Selector {
+            org: Some(app.org.clone()),
+            app: Some(app.name.clone()),
+            deployment_id: None,
+        })
+        .await?;
+    let Some(desired_id) = app.desired_deployment_id else {
+        // Nothing wanted: nothing runs, nothing is routed.
+        take_down(state, &app, &observed).await?;
+        return Ok(());
+    };
+    let d = state.store.get_deployment(desired_id).await?;
+    let manifest = manifest_of(&d)?;
+    match d.status {
+        DeploymentStatus::Deploying => rollout(state, &app, &d, &manifest, observed).await,
+        DeploymentStatus::Running => steady(state, &app, &d, &manifest, observed).await,
+        other => {
+            warn!(app = %app.name, deployment = %d.id, "desired deployment is {other}; reverting to the current one");
+            state
+                .store
+                .update_app(
+                    app.id,
+                    AppPatch {
+                        desired_deployment_id: Some(app.current_deployment_id),
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .await?;
+            state.reconcile.notify_one();
+            Ok(())
+        }
+    }
+}
+
+pub fn manifest_of(d: &Deployment) -> Result<Manifest> {
+    let v = d
+        .manifest
+        .clone()
+        .ok_or_else(|| anyhow!("deployment {} has no manifest recorded", d.id))?;
+    serde_json::from_value(v).context("the recorded manifest cannot be read")
+}
+
+async fn take_down(state: &AppState, app: &Application, observed: &[Instance]) -> Result<()> {
+    let key = proxy_key(&app.org, &app.name);
+    state.proxy.remove(&key)?;
+    if !observed.is_empty() {
+        state
+            .proxy
+            .wait_loaded(&key, &[], PROXY_LOAD_TIMEOUT)
+            .await?;
+        drain(state).await;
+        for inst in observed {
+            state.target.stop(&inst.id, state.config.stop_grace).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn drain(state: &AppState) {
+    tokio::time::sleep(state.config.drain).await;
+}
+
+/// Routes of an application: its manifest domains, or the default host.
+pub fn routes_of(state: &AppState, app: &Application, manifest: &Manifest) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    if let Some(web) = manifest.web_service() {
+        for d in &web.domains {
+            routes.push(Route {
+                host: d.host.clone(),
+                path_prefix: d.path.clone(),
+            });
+        }
+    }
+    for domain in &app.domains {
+        let (host, path) = match domain.split_once('/') {
+            Some((h, p)) => (h.to_string(), Some(format!("/{p}"))),
+            None => (domain.clone(), None),
+        };
+        if !routes
+            .iter()
+            .any(|r| r.host == host && r.path_prefix == path)
+        {
+            routes.push(Route {
+                host,
+                path_prefix: path,
+            });
+        }
+    }
+    if routes.is_empty() {
+        routes.push(Route {
+            host: state.config.default_host(&app.org, &app.name),
+            path_prefix: None,
+        });
+    }
+    routes
+}
+
+/// Public URL of an application.
+pub fn url_of(state: &AppState, app: &Application, manifest: &Manifest) -> String {
+    let routes = routes_of(state, app, manifest);
+    let r = &routes[0];
+    state.config.public_url(&r.host, r.path_prefix.as_deref())
+}
+
+fn server_url(inst: &Instance) -> Option<String> {
+    Some(format!("http://{}:{}", inst.address?, inst.port?))
+}
+
+/// Points the proxy at exactly these instances and waits until Traefik has them.
+async fn route_to(
+    state: &AppState,
+    app: &Application,
+    manifest: &Manifest,
+    instances: &[&Instance],
+) -> Result<()> {
+    let key = proxy_key(&app.org, &app.name);
+    let servers: Vec<String> = instances.iter().filter_map(|i| server_url(i)).collect();
+    if servers.is_empty() {
+        state.proxy.remove(&key)?;
+    } else {
+        state.proxy.apply(&AppRoutes {
+            key: key.clone(),
+            routes: routes_of(state, app, manifest),
+            servers: servers.clone(),
+            entrypoints: vec!["web".into()],
+            tls: false,
+        })?;
+    }
+    state
+        .proxy
+        .wait_loaded(&key, &servers, PROXY_LOAD_TIMEOUT)
+        .await
+        .context("Traefik did not load the new routes")?;
+    Ok(())
+}
+
+fn spec_for(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    env: &[(String, SecretString)],
+    index: u32,
+) -> InstanceSpec {
+    let web = manifest.web_service();
+    let _ = state;
+    InstanceSpec {
+        name: instance_name(app, d, index),
+        org: app.org.clone(),
+        app: app.name.clone(),
+        service: "web".into(),
+        deployment_id: d.id.to_string(),
+        image: d.image_tag.clone(),
+        env: env.to_vec(),
+        port: web.and_then(|w| w.port),
+        command: web
+            .and_then(|w| w.command.as_ref())
+            .map(|c| vec!["/bin/sh".to_string(), "-c".to_string(), c.clone()]),
+        memory_bytes: i64::try_from(manifest.deploy.memory_bytes).ok(),
+        nano_cpus: Some(i64::from(manifest.deploy.cpu_millis) * 1_000_000),
+        extra_labels: Default::default(),
+    }
+}
+
+/// Environment of an instance: the manifest's plain values, overridden by the
+/// values set on the application (`hanzo env set`), plus `PORT`.
+async fn env_for(
+    state: &AppState,
+    app: &Application,
+    manifest: &Manifest,
+) -> Result<Vec<(String, SecretString)>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Some(port) = manifest.web_service().and_then(|w| w.port) {
+        env.push(("PORT".into(), port.to_string()));
+    }
+    for e in &manifest.env {
+        if let Some(v) = &e.value {
+            env.retain(|(k, _)| k != &e.name);
+            env.push((e.name.clone(), v.clone()));
+        }
+    }
+    for v in state.store.list_env(app.id).await? {
+        env.retain(|(k, _)| k != &v.name);
+        env.push((v.name, v.value));
+    }
+    Ok(env
+        .into_iter()
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect())
+}
+
+/// Waits until the instance passes its health check, within the deadline.
+async fn gate(
+    state: &AppState,
+    inst: &Instance,
+    manifest: &Manifest,
+    deadline: Instant,
+) -> Result<(), String> {
+    let web = manifest.web_service();
+    let hc = web.map(|w| w.healthcheck.clone());
+    loop {
+        // A crashed instance will not become healthy: stop waiting.
+        match state
+            .target
+            .list(&Selector {
+                deployment_id: Some(inst.deployment_id.clone()),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(now) => {
+                if let Some(cur) = now.iter().find(|i| i.id == inst.id)
+                    && matches!(cur.state, InstanceState::Exited | InstanceState::Dead)
+                {
+                    return Err(format!(
+                        "the instance exited with code {}",
+                        cur.exit_code.unwrap_or(-1)
+                    ));
+                }
+            }
+            Err(e) => debug!("cannot inspect instance {}: {e}", inst.name),
+        }
+        let result = match (&hc, inst.address, inst.port) {
+            (Some(hc), Some(addr), Some(port)) => {
+                let timeout = hc.timeout.min(Duration::from_secs(10));
+                let protocol = web.map(|w| w.protocol).unwrap_or(Protocol::Http);
+                match (&hc.path, protocol) {
+                    (_, Protocol::Tcp) => health::tcp_check(addr, port, timeout).await.map(|_| ()),
+                    (Some(path), _) => health::http_check(addr, port, path, timeout)
+                        .await
+                        .map(|_| ()),
+                    (None, _) => health::tcp_check(addr, port, timeout).await.map(|_| ()),
+                }
+            }
+            _ => Ok(()),
+        };
+        let last = match result {
+            Ok(()) => return Ok(()),
+            Err(reason) => reason,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "it did not pass its health check within {}s (last result: {last})",
+                manifest.deploy.startup_timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(STARTUP_PROBE_EVERY).await;
+    }
+}
+
+/// Starts the instance with that index and waits until it is healthy.
+async fn start_healthy(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    env: &[(String, SecretString)],
+    index: u32,
+) -> Result<Instance, Failure> {
+    let spec = spec_for(state, app, d, manifest, env, index);
+    let deadline = Instant::now() + manifest.deploy.startup_timeout;
+    let inst = match state.target.start(&spec).await {
+        Ok(i) => i,
+        Err(e) => {
+            return Err(Failure {
+                reason: format!("instance {} could not start: {e}", spec.name),
+                logs: vec![],
+            });
+        }
+    };
+    match gate(state, &inst, manifest, deadline).await {
+        Ok(()) => {
+            let _ = state
+                .store
+                .add_event(
+                    d.id,
+                    EventType::HealthCheckPassed,
+                    &format!("{} is healthy", inst.name),
+                )
+                .await;
+            Ok(inst)
+        }
+        Err(reason) => {
+            let logs = state.target.logs(&inst.id, 20).await.unwrap_or_default();
+            Err(Failure {
+                reason: format!("instance {} failed: {reason}", inst.name),
+                logs,
+            })
+        }
+    }
+}
+
+struct Failure {
+    reason: String,
+    logs: Vec<String>,
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        if self.logs.is_empty() {
+            format!(
+                "{} — fix the application or its healthcheck in hanzo.yaml and deploy again",
+                self.reason
+            )
+        } else {
+            format!(
+                "{} — fix the application or its healthcheck in hanzo.yaml and deploy again. Last log lines:\n{}",
+                self.reason,
+                self.logs.join("\n")
+            )
+        }
+    }
+}
+
+async fn rollout(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    observed: Vec<Instance>,
+) -> Result<()> {
+    info!(app = %app.name, deployment = d.number, image = %d.image_tag, "rolling out");
+    state
+        .store
+        .add_event(
+            d.id,
+            EventType::DeployStarted,
+            &format!(
+                "rolling out {} to {} instance(s)",
+                d.image_tag, app.instances
+            ),
+        )
+        .await?;
+    state.target.ensure_network(&app.org).await?;
+    if let Err(e) = state.target.ensure_image(&d.image_tag).await {
+        return fail(
+            state,
+            app,
+            d,
+            manifest,
+            Failure {
+                reason: e.to_string(),
+                logs: vec![],
+            },
+        )
+        .await;
+    }
+    let env = env_for(state, app, manifest).await?;
+    let want = app.instances;
+    let surge = manifest.deploy.max_surge.max(1);
+
+    let is_mine = |i: &Instance| i.deployment_id == d.id.to_string();
+    // Old instances that serve now, in the order we will retire them.
+    let mut old: Vec<Instance> = observed
+        .iter()
+        .filter(|i| !is_mine(i) && i.state == InstanceState::Running)
+        .cloned()
+        .collect();
+    let dead_old: Vec<Instance> = observed
+        .iter()
+        .filter(|i| !is_mine(i) && i.state != InstanceState::Running)
+        .cloned()
+        .collect();
+    for i in dead_old {
+        state.target.stop(&i.id, state.config.stop_grace).await?;
+    }
+
+    if manifest.deploy.strategy == Strategy::Recreate && !old.is_empty() {
+        route_to(state, app, manifest, &[]).await?;
+        drain(state).await;
+        for i in old.drain(..) {
+            state.target.stop(&i.id, state.config.stop_grace).await?;
+        }
+    }
+
+    let mut ready: Vec<Instance> = Vec::new();
+    let mut index = 0;
+    while index < want {
+        let batch: Vec<u32> = (index..want.min(index + surge)).collect();
+        index += batch.len() as u32;
+        let started = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|i| start_healthy(state, app, d, manifest, &env, *i)),
+        )
+        .await;
+        let mut failure = None;
+        for r in started {
+            match r {
+                Ok(inst) => ready.push(inst),
+                Err(f) => failure = failure.or(Some(f)),
+            }
+        }
+        if let Some(f) = failure {
+            return fail(state, app, d, manifest, f).await;
+        }
+        // New ones in, as many old ones out.
+        let retire: Vec<Instance> = old.drain(..batch.len().min(old.len())).collect();
+        let serving: Vec<&Instance> = ready.iter().chain(old.iter()).collect();
+        route_to(state, app, manifest, &serving).await?;
+        if !retire.is_empty() {
+            drain(state).await;
+            for i in retire {
+                state.target.stop(&i.id, state.config.stop_grace).await?;
+            }
+        }
+    }
+    // Fewer instances wanted than before, or scaled to zero: retire the rest.
+    let serving: Vec<&Instance> = ready.iter().collect();
+    route_to(state, app, manifest, &serving).await?;
+    if !old.is_empty() {
+        drain(state).await;
+        for i in old {
+            state.target.stop(&i.id, state.config.stop_grace).await?;
+        }
+    }
+    // Extra instances of this deployment from an earlier, larger pass.
+    for i in observed
+        .iter()
+        .filter(|i| is_mine(i) && !ready.iter().any(|r| r.id == i.id))
+    {
+        state.target.stop(&i.id, state.config.stop_grace).await?;
+    }
+    verify_image(state, d, &ready).await?;
+    promote(state, app, d, manifest).await
+}
+
+/// The running instances must run the image the deployment names.
+async fn verify_image(state: &AppState, d: &Deployment, ready: &[Instance]) -> Result<()> {
+    let Some(want) = state.target.image_id(&d.image_tag).await? else {
+        return Err(anyhow!(
+            "image {} disappeared from the engine during the rollout",
+            d.image_tag
+        ));
+    };
+    if let Some(bad) = ready.iter().find(|i| i.image_id != want) {
+        return Err(anyhow!(
+            "instance {} runs {} instead of {} ({want})",
+            bad.name,
+            bad.image_id,
+            d.image_tag
+        ));
+    }
+    Ok(())
+}
+
+async fn promote(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let url = url_of(state, app, manifest);
+    state
+        .store
+        .transition_deployment(
+            d.id,
+            DeploymentStatus::Deploying,
+            DeploymentPatch {
+                status: Some(DeploymentStatus::Running),
+                completed_at: Some(now),
+                url: Some(url.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let (kind, msg) = match d.source {
+        DeploymentSource::Rollback { .. } => (
+            EventType::RollbackCompleted,
+            format!("rolled back to {}; serving at {url}", d.image_tag),
+        ),
+        _ => (
+            EventType::DeployCompleted,
+            format!("{} is serving at {url}", d.image_tag),
+        ),
+    };
+    state.store.add_event(d.id, kind, &msg).await?;
+    if let Some(prev) = app.current_deployment_id.filter(|p| *p != d.id) {
+        let status = match d.source {
+            DeploymentSource::Rollback { .. } => DeploymentStatus::RolledBack,
+            _ => DeploymentStatus::Superseded,
+        };
+        let _ = state
+            .store
+            .transition_deployment(
+                prev,
+                DeploymentStatus::Running,
+                DeploymentPatch {
+                    status: Some(status),
+                    ..Default::default()
+                },
+            )
+            .await;
+    }
+    state
+        .store
+        .update_app(
+            app.id,
+            AppPatch {
+                current_deployment_id: Some(Some(d.id)),
+                status: Some(if app.instances == 0 {
+                    AppStatus::Stopped
+                } else {
+                    AppStatus::Running
+                }),
+                ..Default::default()
+            },
+            None,
+        )
+        .await?;
+    settle_app_status(state, app.id).await?;
+    let pruned = state
+        .store
+        .prune_deployments(app.id, KEEP_DEPLOYMENTS)
+        .await?;
+    if !pruned.is_empty() {
+        debug!(app = %app.name, count = pruned.len(), "pruned old deployments");
+    }
+    info!(app = %app.name, deployment = d.number, "deployment is serving");
+    Ok(())
+}
+
+async fn fail(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    f: Failure,
+) -> Result<()> {
+    let message = f.message();
+    warn!(app = %app.name, deployment = d.number, "rollout failed: {}", f.reason);
+    state
+        .store
+        .add_event(d.id, EventType::HealthCheckFailed, &f.reason)
+        .await?;
+    // Stop what this deployment started, and make sure the old instances route.
+    let observed = state
+        .target
+        .list(&Selector {
+            org: Some(app.org.clone()),
+            app: Some(app.name.clone()),
+            deployment_id: None,
+        })
+        .await?;
+    let (mine, old): (Vec<_>, Vec<_>) = observed
+        .into_iter()
+        .partition(|i| i.deployment_id == d.id.to_string());
+    let serving: Vec<&Instance> = old
+        .iter()
+        .filter(|i| i.state == InstanceState::Running)
+        .collect();
+    if let Some(cur) = app.current_deployment_id {
+        let current = state.store.get_deployment(cur).await?;
+        let cur_manifest = manifest_of(&current).unwrap_or_else(|_| manifest.clone());
+        route_to(state, app, &cur_manifest, &serving).await?;
+    } else {
+        route_to(state, app, manifest, &[]).await?;
+    }
+    for i in mine {
+        state.target.stop(&i.id, state.config.stop_grace).await?;
+    }
+    state
+        .store
+        .add_event(d.id, EventType::DeployFailed, &message)
+        .await?;
+    state
+        .store
+        .transition_deployment(
+            d.id,
+            DeploymentStatus::Deploying,
+            DeploymentPatch {
+                status: Some(DeploymentStatus::Failed),
+                error: Some(message),
+                completed_at: Some(chrono::Utc::now()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    // Back to what served before; its instance count too.
+    let mut patch = AppPatch {
+        desired_deployment_id: Some(app.current_deployment_id),
+        ..Default::default()
+    };
+    if let Some(cur) = app.current_deployment_id
+        && let Ok(m) = state
+            .store
+            .get_deployment(cur)
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|c| manifest_of(&c))
+    {
+        patch.instances = Some(if app.status == AppStatus::Stopped {
+            0
+        } else {
+            m.deploy.instances.max(serving.len() as u32)
+        });
+    }
+    state.store.update_app(app.id, patch, None).await?;
+    settle_app_status(state, app.id).await?;
+    state.reconcile.notify_one();
+    Ok(())
+}
+
+/// Keeps a promoted deployment at its instance count, routed, with nothing else running.
+async fn steady(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    observed: Vec<Instance>,
+) -> Result<()> {
+    let want = app.instances;
+    let me = d.id.to_string();
+    let mut keep: Vec<Instance> = Vec::new();
+    let mut retire: Vec<Instance> = Vec::new();
+    for i in observed {
+        let index = i
+            .name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u32>().ok());
+        let healthy = i.state == InstanceState::Running;
+        match index {
+            Some(ix) if i.deployment_id == me && ix < want && healthy => keep.push(i),
+            _ => retire.push(i),
+        }
+    }
+    let have: HashSet<u32> = keep
+        .iter()
+        .filter_map(|i| i.name.rsplit('-').next().and_then(|n| n.parse().ok()))
+        .collect();
+    let missing: Vec<u32> = (0..want).filter(|ix| !have.contains(ix)).collect();
+    if !missing.is_empty() {
+        // Instances that died or were scaled up: replace them before anything else.
+        for i in retire
+            .iter()
+            .filter(|i| i.deployment_id == me && i.state != InstanceState::Running)
+        {
+            state.target.stop(&i.id, state.config.stop_grace).await?;
+        }
+        state.target.ensure_network(&app.org).await?;
+        let env = env_for(state, app, manifest).await?;
+        for ix in missing {
+            match start_healthy(state, app, d, manifest, &env, ix).await {
+                Ok(inst) => keep.push(inst),
+                Err(f) => warn!(app = %app.name, "could not restore an instance: {}", f.message()),
+            }
+        }
+    }
+    let serving: Vec<&Instance> = keep.iter().collect();
+    route_to(state, app, manifest, &serving).await?;
+    let retire: Vec<Instance> = retire
+        .into_iter()
+        .filter(|i| !keep.iter().any(|k| k.id == i.id))
+        .collect();
+    if !retire.is_empty() {
+        drain(state).await;
+        for i in retire {
+            state.target.stop(&i.id, state.config.stop_grace).await?;
+        }
+    }
+    let status = if want == 0 {
+        AppStatus::Stopped
+    } else {
+        AppStatus::Running
+    };
+    if app.status != status && app.status != AppStatus::Deploying {
+        state
+            .store
+            .update_app(
+                app.id,
+                AppPatch {
+                    status: Some(status),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}
