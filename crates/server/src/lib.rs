@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod engine;
 pub mod pipeline;
 pub mod reconciler;
 pub mod state;
@@ -15,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use hanzo_proxy::{Proxy, TraefikProcess, TraefikSettings};
 use hanzo_runtime::Target;
-use hanzo_runtime::docker::DockerTarget;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -99,12 +99,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         );
     }
 
-    let docker = DockerTarget::connect().context("cannot set up the Docker client")?;
-    if let Err(e) = docker.ping().await {
+    let engine = Arc::new(engine::Engine::new(pipeline::build_settings(&config)));
+    if let Err(e) = engine.ping().await {
         warn!("{e}");
     }
-    let builder =
-        hanzo_build::Builder::new(docker.client().clone(), pipeline::build_settings(&config));
 
     let (proxy, _traefik) = match &config.proxy {
         ProxyMode::External {
@@ -149,8 +147,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let state = AppState {
         config: Arc::new(config),
         store,
-        target: Arc::new(docker) as Arc<dyn Target>,
-        builder: Arc::new(builder),
+        target: engine.clone() as Arc<dyn Target>,
+        engine,
         proxy: Arc::new(proxy),
         reconcile: Arc::new(Notify::new()),
         builds: Arc::new(Notify::new()),

@@ -272,11 +272,12 @@ async fn build(state: &AppState, d: &Deployment, cancel: CancellationToken) -> R
     let tag = format!("{repo}:{}", short_sha(&checkout.commit));
     let latest = format!("{repo}:latest");
 
+    let builder = state.engine.builder()?;
     let (tx, rx) = mpsc::channel::<String>(256);
     let forward = tokio::spawn(forward_logs(state.clone(), d.id, rx));
     let built = tokio::time::timeout(
         timeout,
-        state.builder.build(
+        builder.build(
             &plan,
             &[tag.clone(), latest.clone()],
             &[],
@@ -316,11 +317,8 @@ async fn build(state: &AppState, d: &Deployment, cancel: CancellationToken) -> R
                 .unwrap_or_else(|| SecretString::from(String::new())),
         });
         let _ = tx.send(format!("==> pushing {tag}\n")).await;
-        let digest = state.builder.push(&tag, auth.as_ref(), tx.clone()).await?;
-        state
-            .builder
-            .push(&latest, auth.as_ref(), tx.clone())
-            .await?;
+        let digest = builder.push(&tag, auth.as_ref(), tx.clone()).await?;
+        builder.push(&latest, auth.as_ref(), tx.clone()).await?;
         digest
     } else {
         let _ = tx

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hanzo_build::Builder;
 use hanzo_proxy::Proxy;
 use hanzo_runtime::Target;
 use hanzo_store::Store;
@@ -18,7 +17,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub target: Arc<dyn Target>,
-    pub builder: Arc<Builder>,
+    /// The Docker Engine connection behind `target`, with the image builder.
+    pub engine: Arc<crate::engine::Engine>,
     pub proxy: Arc<Proxy>,
     /// Wakes the reconciler (an app changed).
     pub reconcile: Arc<Notify>,

@@ -175,28 +175,11 @@ pub struct AddDomain {
     pub domain: String,
 }
 
-/// Lowercase host name with optional path, IDN converted to punycode by the manifest rules.
+/// Lowercase host name with optional path; internationalised names become punycode.
 fn normalise_domain(raw: &str) -> Result<String, ApiError> {
-    let text = format!(
-        "name: x\norg: x\nservices:\n  - type: web\n    port: 80\n    domains: [{}]\n",
-        serde_json::to_string(raw.trim()).unwrap_or_default()
-    );
-    let m = hanzo_manifest::parse(&text, "domain").map_err(|e| {
-        let first = e
-            .items
-            .first()
-            .map(|d| format!("{} — {}", d.message, d.help))
-            .unwrap_or_else(|| e.to_string());
-        ApiError::bad_request(format!("{raw:?} is not a valid domain: {first}"))
-    })?;
-    let d = m
-        .web_service()
-        .and_then(|w| w.domains.first())
-        .ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a valid domain")))?;
-    Ok(match &d.path {
-        Some(p) => format!("{}{p}", d.host),
-        None => d.host.clone(),
-    })
+    hanzo_manifest::parse_domain(raw)
+        .map(|d| d.to_string())
+        .map_err(|e| ApiError::bad_request(format!("{raw:?} is not a valid domain: {e}")))
 }
 
 pub async fn add_domain(

@@ -82,15 +82,14 @@ impl TestServer {
         };
         config.ensure_dirs().expect("dirs");
         let store = hanzo_store::connect(&db_url).await.expect("store");
-        let docker = hanzo_runtime::docker::DockerTarget::connect().expect("docker client");
-        let builder = hanzo_build::Builder::new(docker.client().clone(), hanzo_build::BuildSettings::default());
+        let engine = Arc::new(hanzo_server::engine::Engine::new(hanzo_build::BuildSettings::default()));
         let shutdown = CancellationToken::new();
         let state = AppState {
             proxy: Arc::new(hanzo_proxy::Proxy::new(config.dynamic_dir(), "http://127.0.0.1:9".into())),
             config: Arc::new(config),
             store,
-            target: Arc::new(docker),
-            builder: Arc::new(builder),
+            target: engine.clone(),
+            engine,
             reconcile: Arc::new(Notify::new()),
             builds: Arc::new(Notify::new()),
             running_builds: Arc::new(Mutex::new(HashMap::new())),
