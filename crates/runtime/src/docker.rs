@@ -61,6 +61,9 @@ pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default time `start` watches a new instance for an immediate exit.
 pub const DEFAULT_START_SETTLE: Duration = Duration::from_millis(300);
 
+/// Scope of a target unless [`DockerTarget::with_scope`] says otherwise.
+pub const DEFAULT_SCOPE: &str = "default";
+
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// Name of an organisation's network.
@@ -76,6 +79,7 @@ pub struct DockerTarget {
     pull_timeout: Duration,
     start_settle: Duration,
     network_lock: Mutex<()>,
+    scope: String,
 }
 
 impl std::fmt::Debug for DockerTarget {
@@ -117,6 +121,7 @@ impl DockerTarget {
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             start_settle: DEFAULT_START_SETTLE,
             network_lock: Mutex::new(()),
+            scope: DEFAULT_SCOPE.to_string(),
         })
     }
 
@@ -134,6 +139,19 @@ impl DockerTarget {
 
     /// How long `start` watches a new instance for an immediate exit (default
     /// 300 ms). Zero checks once, right after the start.
+    /// The installation this target works for (default [`DEFAULT_SCOPE`]).
+    /// Instances carry it as the label [`labels::SCOPE`] and `list` sees only
+    /// its own scope, so two platforms (or a platform and its tests) sharing
+    /// one engine never list, and so never stop, each other's instances.
+    pub fn with_scope(mut self, scope: &str) -> Self {
+        self.scope = scope.to_string();
+        self
+    }
+
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
     pub fn with_start_settle(mut self, settle: Duration) -> Self {
         self.start_settle = settle;
         self
@@ -313,6 +331,7 @@ impl DockerTarget {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         l.insert(labels::MANAGED.into(), "true".into());
+        l.insert(labels::SCOPE.into(), self.scope.clone());
         l.insert(labels::ORG.into(), spec.org.clone());
         l.insert(labels::APP.into(), spec.app.clone());
         l.insert(labels::SERVICE.into(), spec.service.clone());
@@ -564,12 +583,22 @@ impl Target for DockerTarget {
             }
         };
         if let Some(c) = &existing {
-            let managed = c
-                .config
-                .as_ref()
-                .and_then(|cfg| cfg.labels.as_ref())
-                .and_then(|l| l.get(labels::MANAGED));
-            if managed.map(String::as_str) != Some("true") {
+            let existing_labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+            let label = |k: &str| existing_labels.and_then(|l| l.get(k)).map(String::as_str);
+            if label(labels::MANAGED) == Some("true")
+                && label(labels::SCOPE) != Some(self.scope.as_str())
+            {
+                return Err(RuntimeError::Engine {
+                    operation: "start".into(),
+                    message: format!(
+                        "a container named {} belongs to another Hanzo installation (scope {:?}, this one is {:?}); use distinct instance names or remove it",
+                        spec.name,
+                        label(labels::SCOPE).unwrap_or(""),
+                        self.scope
+                    ),
+                });
+            }
+            if label(labels::MANAGED) != Some("true") {
                 return Err(RuntimeError::Engine {
                     operation: "start".into(),
                     message: format!(
@@ -610,7 +639,10 @@ impl Target for DockerTarget {
     }
 
     async fn list(&self, selector: &Selector) -> Result<Vec<Instance>> {
-        let mut wanted = vec![format!("{}=true", labels::MANAGED)];
+        let mut wanted = vec![
+            format!("{}=true", labels::MANAGED),
+            format!("{}={}", labels::SCOPE, self.scope),
+        ];
         if let Some(org) = &selector.org {
             wanted.push(format!("{}={org}", labels::ORG));
         }

@@ -22,6 +22,8 @@ pub mod labels {
     pub const DEPLOYMENT: &str = "ai.hanzo.deployment";
     /// Container port of a web instance (so `list` can report it).
     pub const PORT: &str = "ai.hanzo.port";
+    /// The platform installation that owns the instance (see `DockerTarget::with_scope`).
+    pub const SCOPE: &str = "ai.hanzo.scope";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,22 @@ pub struct Instance {
     pub address: Option<IpAddr>,
     pub port: Option<u16>,
     pub restart_count: i64,
+}
+
+impl Instance {
+    /// `http://<address>:<port>` for the proxy, when the instance has both.
+    /// Addresses can change when the engine restarts a container: derive
+    /// upstreams from a fresh `list`, never from a stored copy.
+    pub fn upstream(&self) -> Option<String> {
+        let addr = self.address?;
+        let port = self.port?;
+        Some(format!("http://{}", std::net::SocketAddr::new(addr, port)))
+    }
+
+    /// Running, or being restarted by the engine after a crash.
+    pub fn is_up(&self) -> bool {
+        self.state == InstanceState::Running
+    }
 }
 
 /// Which instances to list.

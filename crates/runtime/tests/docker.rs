@@ -27,9 +27,16 @@ fn image() -> String {
     std::env::var("HANZO_TEST_PYTHON_IMAGE").unwrap_or_else(|_| "python:3.11-slim-bookworm".into())
 }
 
+/// Instances of these tests live in their own scope: a platform server running
+/// on the same engine (for instance in end-to-end tests) does not see them, and
+/// they do not see its instances.
+fn test_scope() -> String {
+    std::env::var("HANZO_TEST_RUNTIME_SCOPE").unwrap_or_else(|_| "runtime-tests".into())
+}
+
 /// The engine, after checking the test image is there.
 async fn target() -> DockerTarget {
-    let t = DockerTarget::connect().unwrap();
+    let t = DockerTarget::connect().unwrap().with_scope(&test_scope());
     t.ping().await.unwrap();
     let img = image();
     assert!(
@@ -69,7 +76,7 @@ impl Drop for OrgGuard {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let t = DockerTarget::connect().unwrap();
+                let t = DockerTarget::connect().unwrap().with_scope(&test_scope());
                 for org in &orgs {
                     let sel = Selector {
                         org: Some(org.clone()),
@@ -313,6 +320,35 @@ async fn an_instance_that_exits_right_away_is_an_error_with_its_logs() {
     assert_eq!(lines.len(), 1);
 }
 
+/// Networks and addresses of the containers, and the engine's isolation rules.
+async fn diagnose(t: &DockerTarget, ids: &[&str]) -> String {
+    let mut out = String::new();
+    for id in ids {
+        if let Ok(c) = t.client().inspect_container(id, None).await {
+            let nets = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default();
+            for (name, e) in nets {
+                out.push_str(&format!("\n{id:.12}: {name} {:?}", e.ip_address));
+            }
+        }
+    }
+    for chain in [
+        "DOCKER-ISOLATION-STAGE-1",
+        "DOCKER-ISOLATION-STAGE-2",
+        "FORWARD",
+    ] {
+        if let Ok(o) = std::process::Command::new("iptables")
+            .args(["-S", chain])
+            .output()
+        {
+            out.push_str(&format!("\n{}", String::from_utf8_lossy(&o.stdout)));
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn organisations_are_isolated_but_the_host_reaches_every_instance() {
     if !docker_enabled() {
@@ -350,19 +386,28 @@ async fn organisations_are_isolated_but_the_host_reaches_every_instance() {
             ),
         ]
     };
+    println!("a1 {a1_ip}, a2 {a2_ip}, b1 {b1_ip}");
     // Same organisation: allowed (this also proves the probe itself works).
     exec_check(&t, &a1.id, &connect(a2_ip), Duration::from_secs(10))
         .await
         .unwrap();
     // Other organisation: dropped, in both directions.
-    let err = exec_check(&t, &a1.id, &connect(b1_ip), Duration::from_secs(10))
-        .await
-        .unwrap_err();
+    let err = match exec_check(&t, &a1.id, &connect(b1_ip), Duration::from_secs(10)).await {
+        Err(e) => e,
+        Ok(()) => panic!(
+            "org A reached org B: {}",
+            diagnose(&t, &[&a1.id, &b1.id]).await
+        ),
+    };
     assert!(err.contains("exited with code"), "{err}");
     println!("org A → org B: {err}");
-    let err = exec_check(&t, &b1.id, &connect(a1_ip), Duration::from_secs(10))
-        .await
-        .unwrap_err();
+    let err = match exec_check(&t, &b1.id, &connect(a1_ip), Duration::from_secs(10)).await {
+        Err(e) => e,
+        Ok(()) => panic!(
+            "org B reached org A: {}",
+            diagnose(&t, &[&a1.id, &b1.id]).await
+        ),
+    };
     assert!(err.contains("exited with code"), "{err}");
     // The host reaches both networks.
     assert_eq!(
@@ -396,7 +441,7 @@ async fn ensure_network_is_idempotent_even_when_concurrent() {
     let ids: Vec<String> = ids.into_iter().map(Result::unwrap).collect();
     assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
     // A second target (like a second server process) racing on the same name.
-    let t2 = DockerTarget::connect().unwrap();
+    let t2 = DockerTarget::connect().unwrap().with_scope(&test_scope());
     let (x, y) = tokio::join!(t.ensure_network_id(org), t2.ensure_network_id(org));
     assert_eq!(x.unwrap(), y.unwrap());
     let all = t.client().list_networks(None).await.unwrap();
@@ -498,4 +543,130 @@ async fn images_are_found_or_reported_missing() {
         .unwrap_err();
     assert!(matches!(err, RuntimeError::ImageMissing { .. }), "{err:?}");
     println!("missing image: {err}");
+}
+
+#[tokio::test]
+async fn a_crash_loop_ends_exited_with_its_restart_count() {
+    if !docker_enabled() {
+        return;
+    }
+    let t = target().await;
+    let g = OrgGuard::new(1);
+    let org = g.org(0);
+    let mut spec = web_spec(org, &format!("hz-{org}-flaky"), "d");
+    // Survives the start check, then crashes every time.
+    spec.command = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "sleep 0.6; echo dying; exit 1".into(),
+    ]);
+    let i = t.start(&spec).await.unwrap();
+    assert_eq!(i.restart_count, 0);
+    let sel = Selector {
+        org: Some(org.to_string()),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let list = t.list(&sel).await.unwrap();
+        let inst = list.into_iter().next().unwrap();
+        if inst.state == InstanceState::Exited
+            && inst.restart_count >= hanzo_runtime::docker::RESTART_MAX_RETRIES
+        {
+            break inst;
+        }
+        assert!(Instant::now() < deadline, "still not given up: {inst:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("crash loop observed as: {last:?}");
+    assert_eq!(last.exit_code, Some(1));
+    assert_eq!(
+        last.restart_count,
+        hanzo_runtime::docker::RESTART_MAX_RETRIES
+    );
+    assert!(
+        t.logs(&last.id, 50)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|l| l.as_str() == "dying")
+            .count()
+            >= 3
+    );
+}
+
+#[tokio::test]
+async fn restart_keeps_the_instance_and_upstream_follows_its_address() {
+    if !docker_enabled() {
+        return;
+    }
+    let t = target().await;
+    let g = OrgGuard::new(1);
+    let org = g.org(0);
+    let i = t
+        .start(&web_spec(org, &format!("hz-{org}-r"), "d"))
+        .await
+        .unwrap();
+    let up = i.upstream().unwrap();
+    assert_eq!(up, format!("http://{}:8000", i.address.unwrap()));
+    t.restart(&i.id, Duration::from_secs(5)).await.unwrap();
+    let after = t.inspect(&i.id).await.unwrap().unwrap();
+    assert_eq!(after.id, i.id);
+    assert!(after.is_up());
+    until_http_ok(after.address.unwrap(), 8000).await;
+    assert!(
+        t.restart("hz-never-existed", Duration::from_secs(1))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn starting_an_image_the_engine_lacks_is_image_missing() {
+    if !docker_enabled() {
+        return;
+    }
+    let t = target().await;
+    let g = OrgGuard::new(1);
+    let org = g.org(0);
+    let mut spec = web_spec(org, &format!("hz-{org}-noimg"), "d");
+    spec.image = "hanzo-test/never-built:nope".into();
+    let err = t.start(&spec).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::ImageMissing { .. }), "{err:?}");
+    assert!(
+        t.list(&Selector {
+            org: Some(org.to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn scopes_keep_installations_apart() {
+    if !docker_enabled() {
+        return;
+    }
+    let t = target().await;
+    let g = OrgGuard::new(1);
+    let org = g.org(0);
+    let spec = web_spec(org, &format!("hz-{org}-scoped"), "d");
+    let i = t.start(&spec).await.unwrap();
+    let other = DockerTarget::connect()
+        .unwrap()
+        .with_scope("some-other-installation");
+    let sel = Selector {
+        org: Some(org.to_string()),
+        ..Default::default()
+    };
+    assert!(other.list(&sel).await.unwrap().is_empty());
+    let err = other.start(&spec).await.unwrap_err();
+    assert!(
+        err.to_string().contains("another Hanzo installation"),
+        "{err}"
+    );
+    assert_eq!(t.list(&sel).await.unwrap().len(), 1);
+    assert_eq!(t.list(&sel).await.unwrap()[0].id, i.id);
 }
