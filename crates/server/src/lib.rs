@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod pipeline;
 pub mod reconciler;
 pub mod state;
@@ -154,11 +155,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         builds: Arc::new(Notify::new()),
         running_builds: Arc::new(Mutex::new(HashMap::new())),
         webhook_key: Arc::new(webhook_key(&config_data_dir)?),
+        health: Arc::default(),
         shutdown: shutdown.clone(),
     };
     pipeline::recover(&state).await?;
     pipeline::spawn_workers(state.clone(), state.config.build_concurrency);
     reconciler::spawn(state.clone());
+    health::spawn_monitor(state.clone());
 
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     info!(

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow};
 use hanzo_core::{
     AppStatus, Application, Deployment, DeploymentSource, DeploymentStatus, EventType,
 };
-use hanzo_manifest::{Manifest, Protocol, Strategy};
+use hanzo_manifest::{Manifest, Protocol, Service, ServiceKind, Strategy};
 use hanzo_proxy::{AppRoutes, Route};
 use hanzo_runtime::{Instance, InstanceSpec, InstanceState, Selector, health};
 use hanzo_store::{AppPatch, DeploymentPatch};
@@ -112,10 +112,6 @@ async fn sweep_orphans(state: &AppState) -> Result<()> {
 
 pub fn proxy_key(org: &str, app: &str) -> String {
     format!("{org}-{app}")
-}
-
-fn instance_name(app: &Application, d: &Deployment, index: u32) -> String {
-    format!("{}-{}-web-{}-{}", app.org, app.name, d.number, index)
 }
 
 /// One pass for one application.
@@ -264,28 +260,83 @@ async fn route_to(
     Ok(())
 }
 
+/// A long-running service of a manifest with its stable id: `web`, `worker`,
+/// then `web2`, `worker2`… for further services of the same kind.
+#[derive(Debug, Clone)]
+pub struct Svc<'a> {
+    pub id: String,
+    pub spec: &'a Service,
+}
+
+impl Svc<'_> {
+    pub fn routed(&self) -> bool {
+        self.spec.kind == ServiceKind::Web && self.spec.port.is_some()
+    }
+}
+
+/// Services of a manifest with their ids, in manifest order.
+pub fn services_of(manifest: &Manifest) -> Vec<Svc<'_>> {
+    let mut seen: HashMap<&'static str, usize> = HashMap::new();
+    manifest
+        .services
+        .iter()
+        .map(|spec| {
+            let base = match spec.kind {
+                ServiceKind::Web => "web",
+                ServiceKind::Worker => "worker",
+                ServiceKind::Cron => "cron",
+            };
+            let n = seen.entry(base).or_default();
+            *n += 1;
+            let id = if *n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}{n}")
+            };
+            Svc { id, spec }
+        })
+        .collect()
+}
+
+/// Services that run instances all the time (web and workers; cron runs on its schedule).
+fn long_running(manifest: &Manifest) -> Vec<Svc<'_>> {
+    services_of(manifest)
+        .into_iter()
+        .filter(|s| s.spec.kind != ServiceKind::Cron)
+        .collect()
+}
+
+fn instance_name(app: &Application, d: &Deployment, svc: &str, index: u32) -> String {
+    format!("{}-{}-{svc}-{}-{index}", app.org, app.name, d.number)
+}
+
+fn index_of(inst: &Instance) -> Option<u32> {
+    inst.name.rsplit('-').next().and_then(|n| n.parse().ok())
+}
+
+/// `/bin/sh -c COMMAND` for a command written as one string in hanzo.yaml.
+pub fn shell(command: &str) -> Vec<String> {
+    vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()]
+}
+
 fn spec_for(
-    state: &AppState,
     app: &Application,
     d: &Deployment,
     manifest: &Manifest,
+    svc: &Svc<'_>,
     env: &[(String, SecretString)],
     index: u32,
 ) -> InstanceSpec {
-    let web = manifest.web_service();
-    let _ = state;
     InstanceSpec {
-        name: instance_name(app, d, index),
+        name: instance_name(app, d, &svc.id, index),
         org: app.org.clone(),
         app: app.name.clone(),
-        service: "web".into(),
+        service: svc.id.clone(),
         deployment_id: d.id.to_string(),
         image: d.image_tag.clone(),
         env: env.to_vec(),
-        port: web.and_then(|w| w.port),
-        command: web
-            .and_then(|w| w.command.as_ref())
-            .map(|c| vec!["/bin/sh".to_string(), "-c".to_string(), c.clone()]),
+        port: svc.spec.port,
+        command: svc.spec.command.as_deref().map(shell),
         memory_bytes: i64::try_from(manifest.deploy.memory_bytes).ok(),
         nano_cpus: Some(i64::from(manifest.deploy.cpu_millis) * 1_000_000),
         extra_labels: Default::default(),
@@ -320,14 +371,16 @@ async fn env_for(
 }
 
 /// Waits until the instance passes its health check, within the deadline.
+/// Web services: HTTP (or TCP for `protocol: tcp`) from the host; workers: the
+/// `exec` command inside the instance, or simply staying up for a moment.
 async fn gate(
     state: &AppState,
     inst: &Instance,
-    manifest: &Manifest,
+    svc: &Svc<'_>,
     deadline: Instant,
+    startup: Duration,
 ) -> Result<(), String> {
-    let web = manifest.web_service();
-    let hc = web.map(|w| w.healthcheck.clone());
+    let started = Instant::now();
     loop {
         // A crashed instance will not become healthy: stop waiting.
         match state
@@ -350,45 +403,70 @@ async fn gate(
             }
             Err(e) => debug!("cannot inspect instance {}: {e}", inst.name),
         }
-        let result = match (&hc, inst.address, inst.port) {
-            (Some(hc), Some(addr), Some(port)) => {
-                let timeout = hc.timeout.min(Duration::from_secs(10));
-                let protocol = web.map(|w| w.protocol).unwrap_or(Protocol::Http);
-                match (&hc.path, protocol) {
-                    (_, Protocol::Tcp) => health::tcp_check(addr, port, timeout).await.map(|_| ()),
-                    (Some(path), _) => health::http_check(addr, port, path, timeout)
-                        .await
-                        .map(|_| ()),
-                    (None, _) => health::tcp_check(addr, port, timeout).await.map(|_| ()),
-                }
-            }
-            _ => Ok(()),
-        };
-        let last = match result {
+        let last = match check_once(state, inst, svc, started).await {
             Ok(()) => return Ok(()),
             Err(reason) => reason,
         };
         if Instant::now() >= deadline {
             return Err(format!(
                 "it did not pass its health check within {}s (last result: {last})",
-                manifest.deploy.startup_timeout.as_secs()
+                startup.as_secs()
             ));
         }
         tokio::time::sleep(STARTUP_PROBE_EVERY).await;
     }
 }
 
+/// How long a worker without an `exec` check must stay up to count as started.
+const WORKER_SETTLE: Duration = Duration::from_secs(1);
+
+/// One health check of an instance.
+pub async fn check_once(
+    state: &AppState,
+    inst: &Instance,
+    svc: &Svc<'_>,
+    since: Instant,
+) -> Result<(), String> {
+    let hc = &svc.spec.healthcheck;
+    let timeout = hc.timeout.min(Duration::from_secs(30));
+    if let Some(cmd) = &hc.exec {
+        let target = state.engine.target().map_err(|e| e.to_string())?;
+        return health::exec_check(&target, &inst.id, cmd, timeout).await;
+    }
+    match (inst.address, inst.port.or(svc.spec.port)) {
+        (Some(addr), Some(port)) => match (&hc.path, svc.spec.protocol) {
+            (_, Protocol::Tcp) | (None, _) => health::tcp_check(addr, port, timeout).await,
+            (Some(path), _) => health::http_check(addr, port, path, timeout)
+                .await
+                .map(|_| ()),
+        },
+        (None, Some(_)) => {
+            Err("the instance has no address on its organisation's network yet".into())
+        }
+        _ => {
+            if since.elapsed() >= WORKER_SETTLE {
+                Ok(())
+            } else {
+                Err("the instance has not been up long enough yet".into())
+            }
+        }
+    }
+}
+
 /// Starts the instance with that index and waits until it is healthy.
+#[allow(clippy::too_many_arguments)]
 async fn start_healthy(
     state: &AppState,
     app: &Application,
     d: &Deployment,
     manifest: &Manifest,
+    svc: &Svc<'_>,
     env: &[(String, SecretString)],
     index: u32,
 ) -> Result<Instance, Failure> {
-    let spec = spec_for(state, app, d, manifest, env, index);
-    let deadline = Instant::now() + manifest.deploy.startup_timeout;
+    let spec = spec_for(app, d, manifest, svc, env, index);
+    let startup = manifest.deploy.startup_timeout;
+    let deadline = Instant::now() + startup;
     let inst = match state.target.start(&spec).await {
         Ok(i) => i,
         Err(e) => {
@@ -398,7 +476,7 @@ async fn start_healthy(
             });
         }
     };
-    match gate(state, &inst, manifest, deadline).await {
+    match gate(state, &inst, svc, deadline, startup).await {
         Ok(()) => {
             let _ = state
                 .store
@@ -442,6 +520,92 @@ impl Failure {
     }
 }
 
+async fn stop_all(state: &AppState, instances: &[Instance]) -> Result<()> {
+    let stops = instances
+        .iter()
+        .map(|i| state.target.stop(&i.id, state.config.stop_grace));
+    for r in futures_util::future::join_all(stops).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Rolls one service out: new instances in batches of `max_surge`, each
+/// health-gated; for the routed service, new ones join the proxy before old
+/// ones leave it. Returns the ready instances and the old ones still to stop
+/// (already out of the proxy).
+#[allow(clippy::too_many_arguments)]
+async fn rollout_service(
+    state: &AppState,
+    app: &Application,
+    d: &Deployment,
+    manifest: &Manifest,
+    svc: &Svc<'_>,
+    env: &[(String, SecretString)],
+    mut old: Vec<Instance>,
+    mine: &[Instance],
+) -> Result<Result<(Vec<Instance>, Vec<Instance>), Failure>> {
+    let want = app.instances;
+    let surge = manifest.deploy.max_surge.max(1);
+    if manifest.deploy.strategy == Strategy::Recreate && !old.is_empty() {
+        if svc.routed() {
+            route_to(state, app, manifest, &[]).await?;
+            drain(state).await;
+        }
+        stop_all(state, &old).await?;
+        old.clear();
+    }
+    let mut ready: Vec<Instance> = Vec::new();
+    let mut index = 0;
+    while index < want {
+        let batch: Vec<u32> = (index..want.min(index + surge)).collect();
+        index += batch.len() as u32;
+        let started = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|i| start_healthy(state, app, d, manifest, svc, env, *i)),
+        )
+        .await;
+        let mut failure = None;
+        for r in started {
+            match r {
+                Ok(inst) => ready.push(inst),
+                Err(f) => failure = failure.or(Some(f)),
+            }
+        }
+        if let Some(f) = failure {
+            return Ok(Err(f));
+        }
+        // New ones in, as many old ones out.
+        let retire: Vec<Instance> = old.drain(..batch.len().min(old.len())).collect();
+        if svc.routed() {
+            let serving: Vec<&Instance> = ready.iter().chain(old.iter()).collect();
+            route_to(state, app, manifest, &serving).await?;
+            if !retire.is_empty() && index < want {
+                drain(state).await;
+                stop_all(state, &retire).await?;
+            } else {
+                old.extend(retire);
+            }
+        } else if index < want {
+            stop_all(state, &retire).await?;
+        } else {
+            old.extend(retire);
+        }
+    }
+    if svc.routed() {
+        let serving: Vec<&Instance> = ready.iter().collect();
+        route_to(state, app, manifest, &serving).await?;
+    }
+    // Extra instances of this deployment from an earlier, larger pass.
+    old.extend(
+        mine.iter()
+            .filter(|i| !ready.iter().any(|r| r.id == i.id))
+            .cloned(),
+    );
+    Ok(Ok((ready, old)))
+}
+
 async fn rollout(
     state: &AppState,
     app: &Application,
@@ -449,17 +613,24 @@ async fn rollout(
     manifest: &Manifest,
     observed: Vec<Instance>,
 ) -> Result<()> {
-    info!(app = %app.name, deployment = d.number, image = %d.image_tag, "rolling out");
+    let resumed = state
+        .store
+        .list_events(d.id)
+        .await?
+        .iter()
+        .any(|e| e.kind == EventType::DeployStarted);
+    info!(app = %app.name, deployment = d.number, image = %d.image_tag, resumed, "rolling out");
+    let msg = if resumed {
+        format!("resuming the rollout of {} after a restart", d.image_tag)
+    } else {
+        format!(
+            "rolling out {} to {} instance(s)",
+            d.image_tag, app.instances
+        )
+    };
     state
         .store
-        .add_event(
-            d.id,
-            EventType::DeployStarted,
-            &format!(
-                "rolling out {} to {} instance(s)",
-                d.image_tag, app.instances
-            ),
-        )
+        .add_event(d.id, EventType::DeployStarted, &msg)
         .await?;
     state.target.ensure_network(&app.org).await?;
     if let Err(e) = state.target.ensure_image(&d.image_tag).await {
@@ -476,83 +647,59 @@ async fn rollout(
         .await;
     }
     let env = env_for(state, app, manifest).await?;
-    let want = app.instances;
-    let surge = manifest.deploy.max_surge.max(1);
+    let me = d.id.to_string();
 
-    let is_mine = |i: &Instance| i.deployment_id == d.id.to_string();
-    // Old instances that serve now, in the order we will retire them.
-    let mut old: Vec<Instance> = observed
+    // Instances that are not running any more serve nobody: clear them first.
+    let dead: Vec<Instance> = observed
         .iter()
-        .filter(|i| !is_mine(i) && i.state == InstanceState::Running)
+        .filter(|i| i.state != InstanceState::Running)
         .cloned()
         .collect();
-    let dead_old: Vec<Instance> = observed
-        .iter()
-        .filter(|i| !is_mine(i) && i.state != InstanceState::Running)
-        .cloned()
+    stop_all(state, &dead).await?;
+    let live: Vec<Instance> = observed
+        .into_iter()
+        .filter(|i| i.state == InstanceState::Running)
         .collect();
-    for i in dead_old {
-        state.target.stop(&i.id, state.config.stop_grace).await?;
+
+    let mut ready_all: Vec<Instance> = Vec::new();
+    let mut to_stop: Vec<Instance> = Vec::new();
+    let services = long_running(manifest);
+    for svc in &services {
+        let old: Vec<Instance> = live
+            .iter()
+            .filter(|i| i.deployment_id != me && i.service == svc.id)
+            .cloned()
+            .collect();
+        let mine: Vec<Instance> = live
+            .iter()
+            .filter(|i| i.deployment_id == me && i.service == svc.id)
+            .cloned()
+            .collect();
+        match rollout_service(state, app, d, manifest, svc, &env, old, &mine).await? {
+            Ok((ready, rest)) => {
+                ready_all.extend(ready);
+                to_stop.extend(rest);
+            }
+            Err(f) => return fail(state, app, d, manifest, f).await,
+        }
     }
-
-    if manifest.deploy.strategy == Strategy::Recreate && !old.is_empty() {
+    // Services the new manifest no longer has.
+    to_stop.extend(
+        live.iter()
+            .filter(|i| !services.iter().any(|s| s.id == i.service))
+            .cloned(),
+    );
+    if !services.iter().any(|s| s.routed()) {
         route_to(state, app, manifest, &[]).await?;
+    }
+    verify_image(state, d, &ready_all).await?;
+    promote(state, app, d, manifest).await?;
+    // The old instances are out of the proxy: let in-flight requests finish, then stop them.
+    if !to_stop.is_empty() {
         drain(state).await;
-        for i in old.drain(..) {
-            state.target.stop(&i.id, state.config.stop_grace).await?;
-        }
+        stop_all(state, &to_stop).await?;
     }
-
-    let mut ready: Vec<Instance> = Vec::new();
-    let mut index = 0;
-    while index < want {
-        let batch: Vec<u32> = (index..want.min(index + surge)).collect();
-        index += batch.len() as u32;
-        let started = futures_util::future::join_all(
-            batch
-                .iter()
-                .map(|i| start_healthy(state, app, d, manifest, &env, *i)),
-        )
-        .await;
-        let mut failure = None;
-        for r in started {
-            match r {
-                Ok(inst) => ready.push(inst),
-                Err(f) => failure = failure.or(Some(f)),
-            }
-        }
-        if let Some(f) = failure {
-            return fail(state, app, d, manifest, f).await;
-        }
-        // New ones in, as many old ones out.
-        let retire: Vec<Instance> = old.drain(..batch.len().min(old.len())).collect();
-        let serving: Vec<&Instance> = ready.iter().chain(old.iter()).collect();
-        route_to(state, app, manifest, &serving).await?;
-        if !retire.is_empty() {
-            drain(state).await;
-            for i in retire {
-                state.target.stop(&i.id, state.config.stop_grace).await?;
-            }
-        }
-    }
-    // Fewer instances wanted than before, or scaled to zero: retire the rest.
-    let serving: Vec<&Instance> = ready.iter().collect();
-    route_to(state, app, manifest, &serving).await?;
-    if !old.is_empty() {
-        drain(state).await;
-        for i in old {
-            state.target.stop(&i.id, state.config.stop_grace).await?;
-        }
-    }
-    // Extra instances of this deployment from an earlier, larger pass.
-    for i in observed
-        .iter()
-        .filter(|i| is_mine(i) && !ready.iter().any(|r| r.id == i.id))
-    {
-        state.target.stop(&i.id, state.config.stop_grace).await?;
-    }
-    verify_image(state, d, &ready).await?;
-    promote(state, app, d, manifest).await
+    Ok(())
 }
 
 /// The running instances must run the image the deployment names.
@@ -574,13 +721,13 @@ async fn verify_image(state: &AppState, d: &Deployment, ready: &[Instance]) -> R
     Ok(())
 }
 
+/// Marks the deployment running, then settles the books (see [`settle_promotion`]).
 async fn promote(
     state: &AppState,
     app: &Application,
     d: &Deployment,
     manifest: &Manifest,
 ) -> Result<()> {
-    let now = chrono::Utc::now();
     let url = url_of(state, app, manifest);
     state
         .store
@@ -589,7 +736,7 @@ async fn promote(
             DeploymentStatus::Deploying,
             DeploymentPatch {
                 status: Some(DeploymentStatus::Running),
-                completed_at: Some(now),
+                completed_at: Some(chrono::Utc::now()),
                 url: Some(url.clone()),
                 ..Default::default()
             },
@@ -606,15 +753,34 @@ async fn promote(
         ),
     };
     state.store.add_event(d.id, kind, &msg).await?;
-    if let Some(prev) = app.current_deployment_id.filter(|p| *p != d.id) {
+    settle_promotion(state, app, d).await?;
+    info!(app = %app.name, deployment = d.number, "deployment is serving");
+    Ok(())
+}
+
+/// Idempotent bookkeeping after a deployment started serving: it becomes the
+/// current one, every other running deployment of the app is superseded (or
+/// rolled back, when this is a rollback), old history is pruned. Run again by
+/// the steady pass, so a crash half-way through is completed.
+async fn settle_promotion(state: &AppState, app: &Application, d: &Deployment) -> Result<()> {
+    let others = state
+        .store
+        .list_deployments(app.id, KEEP_DEPLOYMENTS * 2)
+        .await?;
+    for other in others
+        .iter()
+        .filter(|o| o.id != d.id && o.status == DeploymentStatus::Running)
+    {
         let status = match d.source {
-            DeploymentSource::Rollback { .. } => DeploymentStatus::RolledBack,
+            DeploymentSource::Rollback { .. } if Some(other.id) == app.current_deployment_id => {
+                DeploymentStatus::RolledBack
+            }
             _ => DeploymentStatus::Superseded,
         };
         let _ = state
             .store
             .transition_deployment(
-                prev,
+                other.id,
                 DeploymentStatus::Running,
                 DeploymentPatch {
                     status: Some(status),
@@ -623,32 +789,55 @@ async fn promote(
             )
             .await;
     }
-    state
-        .store
-        .update_app(
-            app.id,
-            AppPatch {
-                current_deployment_id: Some(Some(d.id)),
-                status: Some(if app.instances == 0 {
-                    AppStatus::Stopped
-                } else {
-                    AppStatus::Running
-                }),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
+    if app.current_deployment_id != Some(d.id) {
+        state
+            .store
+            .update_app(
+                app.id,
+                AppPatch {
+                    current_deployment_id: Some(Some(d.id)),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await?;
+    }
     settle_app_status(state, app.id).await?;
     let pruned = state
         .store
         .prune_deployments(app.id, KEEP_DEPLOYMENTS)
         .await?;
     if !pruned.is_empty() {
-        debug!(app = %app.name, count = pruned.len(), "pruned old deployments");
+        prune_images(state, app, &pruned).await;
     }
-    info!(app = %app.name, deployment = d.number, "deployment is serving");
     Ok(())
+}
+
+/// Removes the images of pruned deployments that no kept deployment uses.
+async fn prune_images(state: &AppState, app: &Application, pruned: &[Deployment]) {
+    let kept: HashSet<String> = match state
+        .store
+        .list_deployments(app.id, KEEP_DEPLOYMENTS * 2)
+        .await
+    {
+        Ok(list) => list.into_iter().map(|d| d.image_tag).collect(),
+        Err(_) => return,
+    };
+    let Ok(builder) = state.engine.builder() else {
+        return;
+    };
+    for d in pruned {
+        if d.image_tag.is_empty()
+            || kept.contains(&d.image_tag)
+            || matches!(d.source, DeploymentSource::Image { .. })
+        {
+            continue;
+        }
+        if let Err(e) = builder.remove_image(&d.image_tag).await {
+            debug!(image = %d.image_tag, "image of a pruned deployment not removed: {e}");
+        }
+    }
+    debug!(app = %app.name, count = pruned.len(), "pruned old deployments");
 }
 
 async fn fail(
@@ -676,20 +865,20 @@ async fn fail(
     let (mine, old): (Vec<_>, Vec<_>) = observed
         .into_iter()
         .partition(|i| i.deployment_id == d.id.to_string());
+    let current = match app.current_deployment_id {
+        Some(cur) => state.store.get_deployment(cur).await.ok(),
+        None => None,
+    };
+    let cur_manifest = current.as_ref().and_then(|c| manifest_of(c).ok());
     let serving: Vec<&Instance> = old
         .iter()
-        .filter(|i| i.state == InstanceState::Running)
+        .filter(|i| i.state == InstanceState::Running && i.service == "web")
         .collect();
-    if let Some(cur) = app.current_deployment_id {
-        let current = state.store.get_deployment(cur).await?;
-        let cur_manifest = manifest_of(&current).unwrap_or_else(|_| manifest.clone());
-        route_to(state, app, &cur_manifest, &serving).await?;
-    } else {
-        route_to(state, app, manifest, &[]).await?;
+    match &cur_manifest {
+        Some(m) => route_to(state, app, m, &serving).await?,
+        None => route_to(state, app, manifest, &[]).await?,
     }
-    for i in mine {
-        state.target.stop(&i.id, state.config.stop_grace).await?;
-    }
+    stop_all(state, &mine).await?;
     state
         .store
         .add_event(d.id, EventType::DeployFailed, &message)
@@ -707,23 +896,17 @@ async fn fail(
             },
         )
         .await?;
-    // Back to what served before; its instance count too.
+    // Back to what served before, with its instance count.
     let mut patch = AppPatch {
         desired_deployment_id: Some(app.current_deployment_id),
         ..Default::default()
     };
-    if let Some(cur) = app.current_deployment_id
-        && let Ok(m) = state
-            .store
-            .get_deployment(cur)
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|c| manifest_of(&c))
-    {
+    if let Some(m) = &cur_manifest {
+        let running_web = serving.len() as u32;
         patch.instances = Some(if app.status == AppStatus::Stopped {
             0
         } else {
-            m.deploy.instances.max(serving.len() as u32)
+            running_web.max(m.deploy.instances.min(app.instances))
         });
     }
     state.store.update_app(app.id, patch, None).await?;
@@ -740,55 +923,84 @@ async fn steady(
     manifest: &Manifest,
     observed: Vec<Instance>,
 ) -> Result<()> {
+    if app.current_deployment_id != Some(d.id) {
+        // A crash between "running" and the bookkeeping: finish it now.
+        settle_promotion(state, app, d).await?;
+    }
     let want = app.instances;
     let me = d.id.to_string();
+    let services = long_running(manifest);
     let mut keep: Vec<Instance> = Vec::new();
     let mut retire: Vec<Instance> = Vec::new();
     for i in observed {
-        let index = i
-            .name
-            .rsplit('-')
-            .next()
-            .and_then(|n| n.parse::<u32>().ok());
-        let healthy = i.state == InstanceState::Running;
-        match index {
-            Some(ix) if i.deployment_id == me && ix < want && healthy => keep.push(i),
+        let wanted_service = services.iter().any(|s| s.id == i.service);
+        match index_of(&i) {
+            Some(ix)
+                if i.deployment_id == me
+                    && wanted_service
+                    && ix < want
+                    && i.state == InstanceState::Running =>
+            {
+                keep.push(i)
+            }
             _ => retire.push(i),
         }
     }
-    let have: HashSet<u32> = keep
-        .iter()
-        .filter_map(|i| i.name.rsplit('-').next().and_then(|n| n.parse().ok()))
-        .collect();
-    let missing: Vec<u32> = (0..want).filter(|ix| !have.contains(ix)).collect();
-    if !missing.is_empty() {
-        // Instances that died or were scaled up: replace them before anything else.
-        for i in retire
+    let mut env: Option<Vec<(String, SecretString)>> = None;
+    for svc in &services {
+        let have: HashSet<u32> = keep
             .iter()
-            .filter(|i| i.deployment_id == me && i.state != InstanceState::Running)
-        {
-            state.target.stop(&i.id, state.config.stop_grace).await?;
+            .filter(|i| i.service == svc.id)
+            .filter_map(index_of)
+            .collect();
+        let missing: Vec<u32> = (0..want).filter(|ix| !have.contains(ix)).collect();
+        if missing.is_empty() {
+            continue;
         }
+        // Instances that died or were scaled up: replace them, unless they keep crashing.
+        let dead: Vec<Instance> = retire
+            .iter()
+            .filter(|i| {
+                i.deployment_id == me && i.service == svc.id && i.state != InstanceState::Running
+            })
+            .cloned()
+            .collect();
+        stop_all(state, &dead).await?;
+        retire.retain(|i| !dead.iter().any(|x| x.id == i.id));
         state.target.ensure_network(&app.org).await?;
-        let env = env_for(state, app, manifest).await?;
+        if env.is_none() {
+            env = Some(env_for(state, app, manifest).await?);
+        }
+        let env = env.as_deref().unwrap_or_default();
         for ix in missing {
-            match start_healthy(state, app, d, manifest, &env, ix).await {
+            let name = instance_name(app, d, &svc.id, ix);
+            if !state.health.may_replace(&name) {
+                continue;
+            }
+            if !dead.iter().any(|x| x.name == name) {
+                state.health.forget_replacements(&name);
+            } else {
+                state.health.note_replacement(&name);
+            }
+            match start_healthy(state, app, d, manifest, svc, env, ix).await {
                 Ok(inst) => keep.push(inst),
                 Err(f) => warn!(app = %app.name, "could not restore an instance: {}", f.message()),
             }
         }
     }
-    let serving: Vec<&Instance> = keep.iter().collect();
-    route_to(state, app, manifest, &serving).await?;
+    let web: Vec<&Instance> = keep
+        .iter()
+        .filter(|i| services.iter().any(|s| s.id == i.service && s.routed()))
+        .filter(|i| !state.health.is_unhealthy(&i.name))
+        .collect();
+    route_to(state, app, manifest, &web).await?;
     let retire: Vec<Instance> = retire
         .into_iter()
         .filter(|i| !keep.iter().any(|k| k.id == i.id))
         .collect();
     if !retire.is_empty() {
         drain(state).await;
-        for i in retire {
-            state.target.stop(&i.id, state.config.stop_grace).await?;
-        }
+        stop_all(state, &retire).await?;
     }
     let status = if want == 0 {
         AppStatus::Stopped

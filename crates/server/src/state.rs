@@ -28,6 +28,8 @@ pub struct AppState {
     pub running_builds: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
     /// Key from which each application's webhook secret is derived.
     pub webhook_key: Arc<Vec<u8>>,
+    /// Health of instances after promotion (failures, restarts, crash loops).
+    pub health: Arc<crate::health::HealthBook>,
     /// Server shutdown.
     pub shutdown: CancellationToken,
 }

@@ -93,6 +93,7 @@ impl TestServer {
             reconcile: Arc::new(Notify::new()),
             builds: Arc::new(Notify::new()),
             running_builds: Arc::new(Mutex::new(HashMap::new())),
+            health: Arc::default(),
             webhook_key: Arc::new(b"test webhook key".to_vec()),
             shutdown: shutdown.clone(),
         };
