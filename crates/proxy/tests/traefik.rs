@@ -422,24 +422,55 @@ async fn a_traefik_left_running_by_a_killed_server_is_adopted() {
     let a = backend("a").await;
     proxy.apply(&app(vec![a.clone()])).unwrap();
     proxy
-        .wait_loaded("acme-hello", std::slice::from_ref(&a), Duration::from_secs(10))
+        .wait_loaded(
+            "acme-hello",
+            std::slice::from_ref(&a),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
-    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+    assert_eq!(
+        get(&client(), s.http_port, "hello.acme.test")
+            .await
+            .unwrap(),
+        (200, "a".into())
+    );
     // Dropping an adopted handle leaves Traefik running...
     drop(adopted);
-    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+    assert_eq!(
+        get(&client(), s.http_port, "hello.acme.test")
+            .await
+            .unwrap(),
+        (200, "a".into())
+    );
 
     // ...and new static settings replace it.
-    let changed = TraefikSettings { acme_email: Some("ops@acme.test".into()), ..s.clone() };
+    let changed = TraefikSettings {
+        acme_email: Some("ops@acme.test".into()),
+        ..s.clone()
+    };
     let second = TraefikProcess::start_or_adopt(&changed).await.unwrap();
     assert!(!second.adopted());
     assert_ne!(second.pid(), Some(pid));
     proxy
-        .wait_loaded("acme-hello", std::slice::from_ref(&a), Duration::from_secs(10))
+        .wait_loaded(
+            "acme-hello",
+            std::slice::from_ref(&a),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
-    assert_eq!(get(&client(), s.http_port, "hello.acme.test").await.unwrap(), (200, "a".into()));
+    assert_eq!(
+        get(&client(), s.http_port, "hello.acme.test")
+            .await
+            .unwrap(),
+        (200, "a".into())
+    );
     second.stop().await.unwrap();
-    assert!(get(&client(), s.http_port, "hello.acme.test").await.is_err(), "Traefik still answers after stop");
+    assert!(
+        get(&client(), s.http_port, "hello.acme.test")
+            .await
+            .is_err(),
+        "Traefik still answers after stop"
+    );
 }
