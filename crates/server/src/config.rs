@@ -57,6 +57,9 @@ pub struct Config {
     pub drain: Duration,
     /// Grace period between SIGTERM and SIGKILL when stopping an instance.
     pub stop_grace: Duration,
+    /// Name of this installation on a shared Docker Engine: instances carry it
+    /// and the server only ever sees and stops its own.
+    pub scope: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -151,6 +154,7 @@ impl Config {
             resync_interval: parse_secs("HANZO_RESYNC_SECS", 10.0)?,
             drain: parse_secs("HANZO_DRAIN_SECS", 1.0)?,
             stop_grace: parse_secs("HANZO_STOP_GRACE_SECS", 10.0)?,
+            scope: var("HANZO_SCOPE").unwrap_or_else(|| "default".into()),
             data_dir,
         })
     }

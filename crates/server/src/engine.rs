@@ -12,13 +12,15 @@ use hanzo_runtime::{Instance, InstanceSpec, Result, RuntimeError, Selector, Targ
 
 pub struct Engine {
     settings: BuildSettings,
+    scope: String,
     connected: RwLock<Option<(Arc<DockerTarget>, Arc<Builder>)>>,
 }
 
 impl Engine {
-    pub fn new(settings: BuildSettings) -> Engine {
+    pub fn new(settings: BuildSettings, scope: &str) -> Engine {
         Engine {
             settings,
+            scope: scope.to_string(),
             connected: RwLock::new(None),
         }
     }
@@ -29,7 +31,7 @@ impl Engine {
         {
             return Ok(c.clone());
         }
-        let target = DockerTarget::connect()?;
+        let target = DockerTarget::connect()?.with_scope(&self.scope);
         let builder = Builder::new(target.client().clone(), self.settings.clone());
         let pair = (Arc::new(target), Arc::new(builder));
         if let Ok(mut guard) = self.connected.write() {

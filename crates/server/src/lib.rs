@@ -100,7 +100,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         );
     }
 
-    let engine = Arc::new(engine::Engine::new(pipeline::build_settings(&config)));
+    let engine = Arc::new(engine::Engine::new(
+        pipeline::build_settings(&config),
+        &config.scope,
+    ));
     if let Err(e) = engine.ping().await {
         warn!("{e}");
     }

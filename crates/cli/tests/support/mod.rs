@@ -110,6 +110,7 @@ impl Platform {
             .env("HANZO_STOP_GRACE_SECS", "5")
             .env("HANZO_RESYNC_SECS", "2")
             .env("HANZO_LOG", "info")
+            .env("HANZO_SCOPE", &self.org)
             .env_remove("DATABASE_URL")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log));

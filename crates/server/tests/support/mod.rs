@@ -79,10 +79,11 @@ impl TestServer {
             resync_interval: std::time::Duration::from_secs(60),
             drain: std::time::Duration::from_millis(10),
             stop_grace: std::time::Duration::from_secs(1),
+            scope: "api-test".into(),
         };
         config.ensure_dirs().expect("dirs");
         let store = hanzo_store::connect(&db_url).await.expect("store");
-        let engine = Arc::new(hanzo_server::engine::Engine::new(hanzo_build::BuildSettings::default()));
+        let engine = Arc::new(hanzo_server::engine::Engine::new(hanzo_build::BuildSettings::default(), &format!("api-test-{}", uuid::Uuid::new_v4().simple())));
         let shutdown = CancellationToken::new();
         let state = AppState {
             proxy: Arc::new(hanzo_proxy::Proxy::new(config.dynamic_dir(), "http://127.0.0.1:9".into())),
