@@ -36,6 +36,18 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
+/// Per-build choices that are not part of the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Run every step again, ignoring the layer cache (a clean build; the benchmark's cold run).
+    pub no_cache: bool,
+    /// Images whose layers serve as the cache (`--cache-from`). With the classic builder a
+    /// step is then reused only when it is in the history of one of these images, so set it
+    /// only for images that came from a registry (their layers have no local build history);
+    /// leave it empty to use the engine's local layer cache.
+    pub cache_from: Vec<String>,
+}
+
 /// Builds and pushes images with the Docker Engine.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -58,8 +70,9 @@ impl Builder {
 
     /// `docker build` of the plan with all `tags` (classic builder, `rm`, `forcerm`, memory and
     /// CPU limits, no network for `build.network: none`). Every output line, scrubbed, goes to
-    /// `logs` as it arrives. `cancel` stops the build; so does the timeout (the plan's, else the
-    /// settings'). Returns the image id (`sha256:…`).
+    /// `logs` as it arrives (one line per message, without its newline). `cancel` stops the
+    /// build; so does the timeout (the plan's, else the settings'). Returns the image id
+    /// (`sha256:…`).
     pub async fn build(
         &self,
         plan: &BuildPlan,
@@ -67,6 +80,20 @@ impl Builder {
         secrets: &[SecretString],
         logs: mpsc::Sender<String>,
         cancel: CancellationToken,
+    ) -> Result<String, BuildError> {
+        self.build_with(plan, tags, secrets, logs, cancel, &BuildOptions::default())
+            .await
+    }
+
+    /// [`build`](Builder::build) with per-build [`BuildOptions`] (cache sources, no cache).
+    pub async fn build_with(
+        &self,
+        plan: &BuildPlan,
+        tags: &[String],
+        secrets: &[SecretString],
+        logs: mpsc::Sender<String>,
+        cancel: CancellationToken,
+        build_options: &BuildOptions,
     ) -> Result<String, BuildError> {
         for tag in tags {
             validate_tag(tag)?;
@@ -94,7 +121,11 @@ impl Builder {
             .rm(true)
             .forcerm(true)
             .cpuperiod(100_000)
-            .cpuquota(cpu_quota(self.settings.nano_cpus));
+            .cpuquota(cpu_quota(self.settings.nano_cpus))
+            .nocache(build_options.no_cache);
+        if !build_options.cache_from.is_empty() {
+            options = options.cachefrom(&build_options.cache_from);
+        }
         if let Some(first) = tags.first() {
             options = options.t(first);
         }
@@ -312,6 +343,58 @@ impl Builder {
         match find_secret(&env, &created_by, &secrets) {
             Some((variable, kind)) => Err(BuildError::SecretInImage { variable, kind }),
             None => Ok(()),
+        }
+    }
+
+    /// Whether the engine has `image` locally.
+    pub async fn has_image(&self, image: &str) -> Result<bool, BuildError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(BuildError::docker(format!("inspect {image}"), e)),
+        }
+    }
+
+    /// Pulls `tag` from its registry within `timeout`. `Ok(false)` when the registry does not
+    /// have it (or refuses it); errors only when the engine itself fails. Used to restore an
+    /// application's previous image as its build cache on an engine that lost it.
+    pub async fn pull(
+        &self,
+        tag: &str,
+        auth: Option<&RegistryAuth>,
+        timeout: std::time::Duration,
+    ) -> Result<bool, BuildError> {
+        validate_tag(tag)?;
+        let (repo, version) = split_tag(tag);
+        let credentials = auth.map(|a| DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.expose_secret().to_string()),
+            serveraddress: Some(registry_of(repo).to_string()),
+            ..Default::default()
+        });
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(version)
+            .build();
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(options), None, credentials);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(_) => {}
+                    Err(
+                        DockerError::DockerStreamError { .. }
+                        | DockerError::DockerResponseServerError { .. },
+                    ) => return Ok(false),
+                    Err(e) => return Err(BuildError::docker(format!("pull {tag}"), e)),
+                }
+            }
+            Ok(true)
+        };
+        match tokio::time::timeout(timeout, pull).await {
+            Ok(r) => r,
+            Err(_) => Ok(false),
         }
     }
 

@@ -62,7 +62,7 @@ pub enum BuildError {
     },
 
     #[error(
-        "the build did not finish within {} minutes and was stopped; make the build faster or raise the build timeout", timeout_minutes(.timeout)
+        "the build did not finish within {} and was stopped; make the build faster or raise build.timeout in hanzo.yaml", timeout_text(.timeout)
     )]
     Timeout { timeout: Duration },
 
@@ -93,12 +93,16 @@ fn step_text(step: &Option<String>) -> String {
     }
 }
 
-fn timeout_minutes(timeout: &Duration) -> String {
+/// `15 minutes`, `90 seconds`, `1 minute`.
+fn timeout_text(timeout: &Duration) -> String {
     let secs = timeout.as_secs();
-    if secs.is_multiple_of(60) {
-        format!("{}", secs / 60)
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if secs >= 60 && secs.is_multiple_of(60) {
+        plural(secs / 60, "minute")
+    } else if secs >= 1 {
+        plural(secs, "second")
     } else {
-        format!("{:.1}", secs as f64 / 60.0)
+        format!("{} ms", timeout.as_millis())
     }
 }
 
@@ -142,5 +146,27 @@ impl BuildError {
             BuildError::SecretInImage { .. } => "secret_in_image",
             BuildError::Push { .. } => "push",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_messages_read_well() {
+        let msg = |secs| {
+            BuildError::Timeout {
+                timeout: Duration::from_secs(secs),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            msg(900),
+            "the build did not finish within 15 minutes and was stopped; make the build faster or raise build.timeout in hanzo.yaml"
+        );
+        assert!(msg(5).contains("within 5 seconds"));
+        assert!(msg(60).contains("within 1 minute and"));
+        assert!(msg(90).contains("within 90 seconds"));
     }
 }

@@ -19,13 +19,15 @@ mod source;
 
 pub use context::{DockerIgnore, context_files};
 pub use detect::resolve_runtime;
-pub use docker::{Builder, RegistryAuth, TAIL_LINES, registry_of, split_tag};
+pub use docker::{BuildOptions, Builder, RegistryAuth, TAIL_LINES, registry_of, split_tag};
 pub use error::BuildError;
 pub use plan::{
     BuildPlan, BuildSettings, CONTEXT_CA_BUNDLE, DEFAULT_MEMORY_BYTES, DEFAULT_NANO_CPUS,
     DEFAULT_TIMEOUT, GENERATED_DOCKERFILE, env_suffix_to_key, plan,
 };
-pub use scrub::{MIN_SECRET_LEN, REDACTED, Scrubber, scrub_text};
+pub use scrub::{
+    MIN_SECRET_LEN, REDACTED, Scrubber, looks_like_secret_name, scrub_secrets, scrub_text,
+};
 pub use source::{Checkout, fetch_source};
 
 pub use hanzo_manifest::{BuildNetwork, Manifest, Runtime};

@@ -143,6 +143,22 @@ pub struct BuildPlan {
     pub timeout: Duration,
 }
 
+impl BuildPlan {
+    /// Build arguments whose names say they hold a secret ([`looks_like_secret_name`]), with
+    /// their values: the build's log is scrubbed of them, and the image history check rejects
+    /// an image that keeps one (a build argument used by a `RUN` step is recorded in the
+    /// image's history, which every puller of the image can read).
+    ///
+    /// [`looks_like_secret_name`]: crate::looks_like_secret_name
+    pub fn secret_build_args(&self) -> Vec<(String, secrecy::SecretString)> {
+        self.build_args
+            .iter()
+            .filter(|(name, _)| crate::scrub::looks_like_secret_name(name))
+            .map(|(name, value)| (name.clone(), secrecy::SecretString::from(value.clone())))
+            .collect()
+    }
+}
+
 /// Decides the Dockerfile: the user's for the `docker` runtime, a generated one otherwise.
 pub fn plan(
     manifest: &Manifest,

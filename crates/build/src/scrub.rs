@@ -78,6 +78,54 @@ pub fn scrub_text(text: &str) -> String {
     out
 }
 
+/// Replaces the known secret `values` and well-known secret formats in a complete text (an
+/// error message, an event): what [`Scrubber`] does to a stream, in one call.
+pub fn scrub_secrets(text: &str, values: &[SecretString]) -> String {
+    let mut s = Scrubber::new(values);
+    let mut out = s.push(text);
+    out.push_str(&s.finish());
+    out
+}
+
+/// Whether a variable name says it holds a secret: a word such as `TOKEN`, `SECRET`,
+/// `PASSWORD`, `PASSWD`, `PASSPHRASE`, `CREDENTIALS`, `APIKEY` or `AUTH`, or `KEY` after
+/// `API`, `PRIVATE`, `ACCESS`, `SECRET`, `SIGNING`, `ENCRYPTION` or `MASTER`
+/// (`NPM_TOKEN`, `DB_PASSWORD`, `STRIPE_API_KEY`, `AWS_SECRET_ACCESS_KEY`). Words are split at
+/// `_`, `-` and `.`, case-insensitively; `PWD` (the working directory) and `KEY` alone are not.
+pub fn looks_like_secret_name(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "TOKEN",
+        "TOKENS",
+        "SECRET",
+        "SECRETS",
+        "PASSWORD",
+        "PASSWORDS",
+        "PASSWD",
+        "PASSPHRASE",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "APIKEY",
+        "AUTH",
+    ];
+    const KEY_AFTER: &[&str] = &[
+        "API",
+        "PRIVATE",
+        "ACCESS",
+        "SECRET",
+        "SIGNING",
+        "ENCRYPTION",
+        "MASTER",
+    ];
+    let upper = name.to_ascii_uppercase();
+    let words: Vec<&str> = upper
+        .split(['_', '-', '.'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        WORDS.contains(w) || (*w == "KEY" && i > 0 && KEY_AFTER.contains(&words[i - 1]))
+    })
+}
+
 fn scrub_formats(line: &str) -> String {
     let mut text = line.to_string();
     for f in FORMATS.iter() {
@@ -268,6 +316,45 @@ impl Scrubber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names() {
+        for yes in [
+            "NPM_TOKEN",
+            "db_password",
+            "STRIPE_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "GITHUB_AUTH",
+            "SENTRY_AUTH_TOKEN",
+            "PRIVATE_KEY",
+            "SECRET",
+            "app.secret",
+            "GPG_PASSPHRASE",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(looks_like_secret_name(yes), "{yes}");
+        }
+        for no in [
+            "NODE_ENV",
+            "PWD",
+            "KEY",
+            "CACHE_KEY",
+            "TOKENIZER_MODEL",
+            "AUTHOR",
+            "VITE_API_URL",
+            "PUBLIC_KEY_PATH",
+        ] {
+            assert!(!looks_like_secret_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn scrub_secrets_replaces_values_and_formats() {
+        let values = [SecretString::from("hunter2-sentinel".to_string())];
+        let text = "push failed: hunter2-sentinel rejected; key AKIAABCDEFGHIJKLMNOP";
+        let out = scrub_secrets(text, &values);
+        assert_eq!(out, "push failed: [REDACTED] rejected; key [REDACTED]");
+    }
 
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_string())
