@@ -34,6 +34,22 @@ impl Action {
             }
         }
     }
+
+    /// The name recorded in `auth.denied` audit rows; the audited actions use the spec's words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Deploy => "deploy",
+            Action::Rollback => "rollback",
+            Action::Scale => "scale",
+            Action::Env => "env",
+            Action::Domains => "domains",
+            Action::CreateApp => "app.create",
+            Action::DeleteApp => "app.delete",
+            Action::ManageMembers => "members",
+            Action::ReadAudit => "audit.read",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,17 +112,35 @@ pub async fn authorize(
 ) -> Result<(), ApiError> {
     let decision = decide(p, org, action, what);
     if decision.is_err() {
-        let audit = p.audit(
-            org,
-            None,
-            "auth.denied",
-            serde_json::json!({"action": format!("{action:?}"), "target": what}),
-        );
-        if let Err(e) = state.store.record_audit(&audit).await {
-            tracing::warn!("cannot record a refused request in the audit log: {e}");
-        }
+        record_denial(state, p, org, None, action, what).await;
     }
     decision
+}
+
+/// Writes an `auth.denied` row: who tried what on which target. A failure to
+/// write it is logged, never shown to the caller (who is refused anyway).
+pub async fn record_denial(
+    state: &AppState,
+    p: &Principal,
+    org: &str,
+    app: Option<&str>,
+    action: Action,
+    what: &str,
+) {
+    let audit = p.audit(
+        org,
+        app,
+        "auth.denied",
+        serde_json::json!({
+            "action": action.as_str(),
+            "target": what,
+            "role": p.role_in(org).map(Role::as_str),
+            "needs": action.least_role().as_str(),
+        }),
+    );
+    if let Err(e) = state.store.record_audit(&audit).await {
+        tracing::warn!("cannot record a refused request in the audit log: {e}");
+    }
 }
 
 /// The decision alone: pure, for tests and for callers that only ask.
@@ -129,4 +163,70 @@ pub fn new_token_secret() -> String {
 
 pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(global_admin: bool, roles: &[(&str, Role)]) -> Principal {
+        Principal {
+            user: User {
+                id: "u".into(),
+                email: "u@example.com".into(),
+                global_admin,
+                created_at: chrono::Utc::now(),
+            },
+            memberships: roles
+                .iter()
+                .map(|(org, role)| Membership {
+                    user_id: "u".into(),
+                    org: (*org).into(),
+                    role: *role,
+                })
+                .collect(),
+            ip: None,
+            user_agent: None,
+        }
+    }
+
+    const ALL: [Action; 10] = [
+        Action::Read,
+        Action::Deploy,
+        Action::Rollback,
+        Action::Scale,
+        Action::Env,
+        Action::Domains,
+        Action::CreateApp,
+        Action::DeleteApp,
+        Action::ManageMembers,
+        Action::ReadAudit,
+    ];
+
+    #[test]
+    fn roles_grant_their_actions_and_outsiders_see_nothing() {
+        use axum::http::StatusCode;
+        for action in ALL {
+            for role in Role::ALL {
+                let p = principal(false, &[("a", *role)]);
+                let own = decide(&p, "a", action, "x");
+                if role.at_least(action.least_role()) {
+                    assert!(own.is_ok(), "{role} may {action:?}");
+                } else {
+                    assert_eq!(own.unwrap_err().status, StatusCode::FORBIDDEN);
+                }
+                let other = decide(&p, "b", action, "x").unwrap_err();
+                assert_eq!(other.status, StatusCode::NOT_FOUND);
+            }
+            assert!(decide(&principal(true, &[]), "b", action, "x").is_ok());
+        }
+    }
+
+    #[test]
+    fn token_hashes_are_sha256_hex() {
+        let s = new_token_secret();
+        assert!(s.starts_with("hz_") && s.len() == 67);
+        assert_eq!(token_hash(&s).len(), 64);
+        assert_ne!(token_hash(&s), s);
+    }
 }

@@ -1,7 +1,7 @@
 //! Organisations, members, users, API tokens and the audit log.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -12,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::{Action, Principal, authorize, new_token_secret, token_hash};
 use crate::state::AppState;
 
@@ -41,7 +42,7 @@ pub struct CreateOrg {
 pub async fn create_org(
     State(state): State<AppState>,
     p: Principal,
-    Json(body): Json<CreateOrg>,
+    ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<Response, ApiError> {
     if !p.user.global_admin {
         return Err(ApiError::forbidden(
@@ -57,7 +58,7 @@ pub async fn create_org(
 pub async fn list_members(
     State(state): State<AppState>,
     p: Principal,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     authorize(
         &state,
@@ -80,8 +81,8 @@ pub struct SetMember {
 pub async fn set_member(
     State(state): State<AppState>,
     p: Principal,
-    Path((org, user)): Path<(String, String)>,
-    Json(body): Json<SetMember>,
+    ApiPath((org, user)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetMember>,
 ) -> Result<Response, ApiError> {
     authorize(
         &state,
@@ -91,6 +92,11 @@ pub async fn set_member(
         &format!("organisation {org}"),
     )
     .await?;
+    validate_name("organisation name", &org).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_user_id(&user)?;
+    if let Some(email) = &body.email {
+        check_email(email)?;
+    }
     let role: Role = body.role.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "role {:?} does not exist — use viewer, developer or admin",
@@ -121,7 +127,7 @@ pub async fn set_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     p: Principal,
-    Path((org, user)): Path<(String, String)>,
+    ApiPath((org, user)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     authorize(
         &state,
@@ -139,28 +145,55 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+fn check_user_id(id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "a user id is 1 to 128 printable characters — use the IAM user id",
+        ));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<(), ApiError> {
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "{email:?} is not an email address — give one like name@example.com"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateUser {
     pub id: String,
     pub email: String,
-    #[serde(default)]
+    #[serde(default, alias = "global_admin")]
     pub global_admin: bool,
 }
 
 pub async fn create_user(
     State(state): State<AppState>,
     p: Principal,
-    Json(body): Json<CreateUser>,
+    ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<Response, ApiError> {
     if !p.user.global_admin {
         return Err(ApiError::forbidden(
             "only global admins create users — ask one",
         ));
     }
-    if body.id.trim().is_empty() || body.id.len() > 128 {
-        return Err(ApiError::bad_request(
-            "the user id must be 1 to 128 characters",
-        ));
+    check_user_id(&body.id)?;
+    check_email(&body.email)?;
+    if state.store.get_user(&body.id).await.is_ok() {
+        return Err(ApiError::conflict(format!(
+            "user {} already exists — pick another id, or change their roles with `hanzo orgs members`",
+            body.id
+        )));
     }
     let user = state
         .store
@@ -177,9 +210,11 @@ pub async fn list_tokens(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateToken {
     pub name: String,
     /// Lifetime in days (default 90, at most 3650); 0 = never expires.
+    #[serde(alias = "expires_in_days")]
     pub expires_in_days: Option<u32>,
     /// Global admins may create a token for another user.
     pub user: Option<String>,
@@ -188,7 +223,7 @@ pub struct CreateToken {
 pub async fn create_token(
     State(state): State<AppState>,
     p: Principal,
-    Json(body): Json<CreateToken>,
+    ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
     let user = match body.user {
         Some(u) if u != p.user.id => {
@@ -202,6 +237,12 @@ pub async fn create_token(
         }
         _ => p.user.id.clone(),
     };
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "a token name is 1 to 100 printable characters — name it after where it is used, e.g. ci",
+        ));
+    }
     let days = body.expires_in_days.unwrap_or(90);
     if days > 3650 {
         return Err(ApiError::bad_request(
@@ -212,7 +253,7 @@ pub async fn create_token(
     let secret = new_token_secret();
     let token = state
         .store
-        .create_token(&user, &body.name, &token_hash(&secret), expires_at)
+        .create_token(&user, &name, &token_hash(&secret), expires_at)
         .await?;
     let mut v = serde_json::to_value(token).map_err(anyhow::Error::from)?;
     v["token"] = json!(secret);
@@ -223,7 +264,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::not_found("token"))?;
     state.store.revoke_token(&p.user.id, id).await?;
@@ -246,7 +287,7 @@ pub struct AuditParams {
 pub async fn audit(
     State(state): State<AppState>,
     p: Principal,
-    Query(q): Query<AuditParams>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
     let orgs = match &q.org {
         Some(org) => {
@@ -270,7 +311,7 @@ pub async fn audit(
                 .collect();
             if admin_of.is_empty() {
                 return Err(ApiError::forbidden(
-                    "reading the audit log needs the admin role in an organisation",
+                    "reading the audit log needs the admin role in an organisation — ask an admin of yours for it",
                 ));
             }
             Some(admin_of)

@@ -1,7 +1,7 @@
 //! Applications: register, list, show, delete, scale.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hanzo_core::{Application, validate_name};
@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ApiError;
-use crate::auth::{Action, Principal, authorize};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::{Action, Principal, authorize, record_denial};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
@@ -40,7 +41,20 @@ pub async fn resolve_app(
         .filter(|a| a.name == name || a.id.to_string() == name)
         .collect();
     match matches.len() {
-        0 => Err(ApiError::not_found(&what)),
+        0 => {
+            // Not visible. If it exists in another organisation, tell that
+            // organisation's audit log (never the caller) that someone tried.
+            if visible.is_some() {
+                let hidden = state.store.list_apps(None).await?;
+                for a in hidden
+                    .iter()
+                    .filter(|a| a.name == name || a.id.to_string() == name)
+                {
+                    record_denial(state, p, &a.org, Some(&a.name), Action::Read, &what).await;
+                }
+            }
+            Err(ApiError::not_found(&what))
+        }
         1 => Ok(matches.remove(0)),
         _ => {
             let orgs: Vec<String> = matches.iter().map(|a| a.org.clone()).collect();
@@ -55,7 +69,7 @@ pub async fn resolve_app(
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Query(q): Query<OrgQuery>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let orgs = match q.org {
         Some(org) => {
@@ -87,7 +101,7 @@ pub struct CreateApp {
 pub async fn create(
     State(state): State<AppState>,
     p: Principal,
-    Json(body): Json<CreateApp>,
+    ApiJson(body): ApiJson<CreateApp>,
 ) -> Result<Response, ApiError> {
     validate_name("application name", &body.name)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -103,11 +117,25 @@ pub async fn create(
         },
     };
     validate_name("organisation name", &org).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if body.repo.trim().is_empty() {
+    let repo = body.repo.trim().to_string();
+    if repo.is_empty()
+        || repo.len() > 2048
+        || repo.starts_with('-')
+        || repo.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request(
-            "--repo is empty — give a git URL or a local path of the repository",
+            "the repository is missing or not a git URL or path — pass --repo with a git URL or a local path",
         ));
     }
+    let runtime = body.runtime.unwrap_or_else(|| "auto".into());
+    if !super::RUNTIMES.contains(&runtime.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "runtime {runtime:?} does not exist — use one of {}",
+            super::RUNTIMES.join(", ")
+        )));
+    }
+    let branch = body.branch.unwrap_or_else(|| "main".into());
+    super::check_branch(&branch)?;
     authorize(
         &state,
         &p,
@@ -117,17 +145,15 @@ pub async fn create(
     )
     .await?;
     state.store.ensure_org(&org).await?;
-    let runtime = body.runtime.unwrap_or_else(|| "auto".into());
-    let branch = body.branch.unwrap_or_else(|| "main".into());
     let audit = p.audit(
         &org,
         Some(&body.name),
         "app.create",
-        json!({"repo": body.repo, "branch": branch, "runtime": runtime}),
+        json!({"repo": repo, "branch": branch, "runtime": runtime}),
     );
     let app = state
         .store
-        .create_app(NewApp { name: body.name.clone(), org: org.clone(), repo: body.repo, branch, runtime }, Some(&audit))
+        .create_app(NewApp { name: body.name.clone(), org: org.clone(), repo, branch, runtime }, Some(&audit))
         .await
         .map_err(|e| match e {
             hanzo_store::StoreError::Conflict { .. } => ApiError::conflict(format!(
@@ -154,8 +180,8 @@ pub struct InstanceView {
 pub async fn show(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     let history = state
@@ -198,8 +224,8 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -250,9 +276,9 @@ pub struct ScaleBody {
 pub async fn scale(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
-    Json(body): Json<ScaleBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
+    ApiJson(body): ApiJson<ScaleBody>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hanzo_core::{Application, Deployment, DeploymentSource, DeploymentStatus, EventType};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::apps::{OrgQuery, resolve_app};
+use super::extract::{ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{Action, Principal, authorize};
 use crate::state::AppState;
 
@@ -38,11 +39,10 @@ async fn require_docker(state: &AppState) -> Result<(), ApiError> {
 pub async fn deploy(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
-    body: Option<Json<DeployBody>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
+    OptionalJson(body): OptionalJson<DeployBody>,
 ) -> Result<Response, ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
         &state,
@@ -54,7 +54,19 @@ pub async fn deploy(
     .await?;
     require_docker(&state).await?;
 
-    if let Some(image) = body.image.filter(|i| !i.trim().is_empty()) {
+    if let Some(image) = body
+        .image
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+    {
+        if image.len() > 512
+            || image.starts_with('-')
+            || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ApiError::bad_request(format!(
+                "{image:?} is not an image reference — use a name like registry/app:tag"
+            )));
+        }
         let manifest = match body.manifest {
             Some(text) => {
                 let m = hanzo_manifest::parse(&text, "hanzo.yaml").map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -90,11 +102,7 @@ pub async fn deploy(
     }
 
     let branch = body.branch.unwrap_or_else(|| app.branch.clone());
-    if branch.trim().is_empty() || branch.starts_with('-') {
-        return Err(ApiError::bad_request(format!(
-            "{branch:?} is not a branch name — pass --branch NAME"
-        )));
-    }
+    super::check_branch(&branch)?;
     let audit = p.audit(
         &app.org,
         Some(&app.name),
@@ -217,11 +225,10 @@ fn rollback_candidates(app: &Application, history: &[Deployment]) -> Vec<Deploym
 pub async fn rollback(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
-    body: Option<Json<RollbackBody>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
+    OptionalJson(body): OptionalJson<RollbackBody>,
 ) -> Result<Response, ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
         &state,
@@ -301,8 +308,8 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     let list = state
@@ -329,7 +336,7 @@ async fn visible_deployment(
 pub async fn show(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (d, _) = visible_deployment(&state, &p, &id).await?;
     Ok(Json(d).into_response())
@@ -338,7 +345,7 @@ pub async fn show(
 pub async fn events(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (d, _) = visible_deployment(&state, &p, &id).await?;
     Ok(Json(state.store.list_events(d.id).await?).into_response())
@@ -355,8 +362,8 @@ pub struct LogQuery {
 pub async fn logs(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
     let (d, _) = visible_deployment(&state, &p, &id).await?;
     let after = q.after.unwrap_or(0);
@@ -376,7 +383,7 @@ pub async fn logs(
 pub async fn cancel(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (d, app) = visible_deployment(&state, &p, &id).await?;
     authorize(

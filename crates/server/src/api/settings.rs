@@ -1,7 +1,7 @@
 //! Per-application settings: environment variables and domains.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hanzo_core::EnvVar;
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::apps::{OrgQuery, resolve_app};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::{Action, Principal, authorize};
 use crate::state::AppState;
 
@@ -35,8 +36,8 @@ pub struct EnvView {
 pub async fn list_env(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     let mut out: Vec<EnvView> = state
@@ -86,9 +87,9 @@ pub struct SetEnv {
 pub async fn set_env(
     State(state): State<AppState>,
     p: Principal,
-    Path((name, key)): Path<(String, String)>,
-    Query(q): Query<OrgQuery>,
-    Json(body): Json<SetEnv>,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
+    ApiJson(body): ApiJson<SetEnv>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -105,12 +106,9 @@ pub async fn set_env(
         )));
     }
     if body.secret {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "secret values are kept in KMS, never in the platform database, and this server has no KMS configured — store {key} in KMS and reference it in hanzo.yaml with `secret: true` and `kms_key`"
-            ),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "secret values are kept in KMS, never in the platform database, and this server has no KMS configured — store {key} in KMS and reference it in hanzo.yaml with `secret: true` and `kms_key`"
+        )));
     }
     let value = body
         .value
@@ -138,8 +136,8 @@ pub async fn set_env(
 pub async fn delete_env(
     State(state): State<AppState>,
     p: Principal,
-    Path((name, key)): Path<(String, String)>,
-    Query(q): Query<OrgQuery>,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -156,15 +154,25 @@ pub async fn delete_env(
         "env.delete",
         json!({"name": key}),
     );
-    state.store.delete_env(app.id, &key, Some(&audit)).await?;
+    state
+        .store
+        .delete_env(app.id, &key, Some(&audit))
+        .await
+        .map_err(|e| match e {
+            hanzo_store::StoreError::NotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("{name} has no variable {key} set through the platform — list them with `hanzo env {name}`"),
+            ),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn list_domains(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     Ok(Json(app.domains).into_response())
@@ -185,9 +193,9 @@ fn normalise_domain(raw: &str) -> Result<String, ApiError> {
 pub async fn add_domain(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    Query(q): Query<OrgQuery>,
-    Json(body): Json<AddDomain>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
+    ApiJson(body): ApiJson<AddDomain>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -222,8 +230,8 @@ pub async fn add_domain(
 pub async fn remove_domain(
     State(state): State<AppState>,
     p: Principal,
-    Path((name, domain)): Path<(String, String)>,
-    Query(q): Query<OrgQuery>,
+    ApiPath((name, domain)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -234,7 +242,7 @@ pub async fn remove_domain(
         &format!("application {name}"),
     )
     .await?;
-    let domain = domain.to_ascii_lowercase();
+    let domain = normalise_domain(&domain).unwrap_or_else(|_| domain.to_ascii_lowercase());
     let audit = p.audit(
         &app.org,
         Some(&app.name),

@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hanzo_core::{Application, DeploymentSource, NewAudit};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::apps::{OrgQuery, resolve_app};
+use super::extract::{ApiPath, ApiQuery, ClientInfo};
 use crate::auth::{Action, Principal, authorize};
 use crate::state::AppState;
 
@@ -51,8 +52,8 @@ fn same(a: &str, b: &str) -> bool {
 pub async fn info(
     State(state): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<OrgQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
     let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
     authorize(
@@ -83,7 +84,7 @@ fn hook_audit(
     provider: &str,
     action: &str,
     details: Value,
-    headers: &HeaderMap,
+    client: &ClientInfo,
 ) -> NewAudit {
     NewAudit {
         user_id: format!("webhook:{provider}"),
@@ -92,14 +93,20 @@ fn hook_audit(
         app: Some(app.name.clone()),
         action: action.to_string(),
         details,
-        ip_address: header(headers, "x-forwarded-for").map(str::to_string),
-        user_agent: header(headers, "user-agent").map(str::to_string),
+        ip_address: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
     }
+}
+
+/// A 200 answer for an event that is understood but does not deploy.
+fn ignored(reason: impl Into<String>) -> Response {
+    (StatusCode::OK, Json(json!({"ignored": reason.into()}))).into_response()
 }
 
 pub async fn receive(
     State(state): State<AppState>,
-    Path((provider, app_id)): Path<(String, String)>,
+    ApiPath((provider, app_id)): ApiPath<(String, String)>,
+    client: ClientInfo,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -129,8 +136,11 @@ pub async fn receive(
             header(&headers, "x-hanzo-delivery"),
         ),
         _ => {
-            return Err(ApiError::not_found(
-                "webhook provider (use github, gitlab or generic)",
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "webhook provider {provider:?} does not exist — use github, gitlab or generic"
+                ),
             ));
         }
     };
@@ -139,8 +149,8 @@ pub async fn receive(
             &app,
             &provider,
             "auth.denied",
-            json!({"reason": "bad webhook signature"}),
-            &headers,
+            json!({"reason": "the webhook signature does not match", "provider": provider}),
+            &client,
         );
         state.store.record_audit(&audit).await?;
         return Err(ApiError::new(
@@ -161,33 +171,24 @@ pub async fn receive(
         _ => "push",
     };
     if !matches!(event, "push" | "Push Hook") {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"ignored": format!("event {event:?} is not a push")})),
-        )
-            .into_response());
+        return Ok(ignored(format!(
+            "event {event:?} is not a push; only pushes deploy"
+        )));
     }
     let git_ref = payload["ref"].as_str().unwrap_or("");
     let Some(branch) = git_ref.strip_prefix("refs/heads/") else {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"ignored": format!("{git_ref} is not a branch (tags do not deploy)")})),
-        )
-            .into_response());
+        return Ok(ignored(format!(
+            "{git_ref:?} is not a branch; tags do not deploy"
+        )));
     };
     if branch != app.branch {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"ignored": format!("push to {branch}; {} deploys from {}", app.name, app.branch)})),
-        )
-            .into_response());
+        return Ok(ignored(format!(
+            "push to {branch}; {} deploys from {}",
+            app.name, app.branch
+        )));
     }
     if payload["deleted"].as_bool() == Some(true) {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"ignored": "the branch was deleted"})),
-        )
-            .into_response());
+        return Ok(ignored("the branch was deleted"));
     }
 
     // 3. Once per delivery.
@@ -198,27 +199,34 @@ pub async fn receive(
             .unwrap_or("");
         format!("{}:{after}", app.id)
     });
-    if !state.store.record_delivery(&provider, &delivery).await? {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"ignored": "this delivery was already processed"})),
-        )
-            .into_response());
+    // Delivery ids of the generic webhook are the sender's: scope them per application.
+    let delivery_key = format!("{}:{delivery}", app.id);
+    if !state
+        .store
+        .record_delivery(&provider, &delivery_key)
+        .await?
+    {
+        return Ok(ignored("this delivery was already processed"));
     }
 
     let pusher = payload["pusher"]["name"]
         .as_str()
         .or_else(|| payload["user_username"].as_str())
         .unwrap_or("unknown");
+    let email = payload["pusher"]["email"]
+        .as_str()
+        .or_else(|| payload["user_email"].as_str())
+        .unwrap_or("");
     let deployed_by = format!("{provider}:{pusher}");
     let mut audit = hook_audit(
         &app,
         &provider,
         "deploy",
-        json!({"branch": branch, "delivery": delivery, "pusher": pusher}),
-        &headers,
+        json!({"branch": branch, "delivery": delivery, "pusher": pusher, "via": "webhook"}),
+        &client,
     );
     audit.user_id = deployed_by.clone();
+    audit.user_email = email.to_string();
     let d = state
         .store
         .create_deployment(
