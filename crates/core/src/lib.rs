@@ -107,6 +107,26 @@ pub struct DeploymentEvent {
     pub timestamp: Timestamp,
 }
 
+/// One run of a `cron` service (a container started on its schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronRun {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub deployment_id: Uuid,
+    /// Service id within the manifest: `cron`, `cron2`, …
+    pub service: String,
+    /// The schedule's tick this run is for.
+    pub scheduled_at: Timestamp,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub exit_code: Option<i64>,
+    /// `running`, `succeeded`, `failed`, or `skipped` (the previous run was still going).
+    pub status: String,
+    /// The last lines the run printed.
+    pub log_tail: String,
+}
+
 /// A plaintext environment variable stored in the platform database.
 /// Secret variables are never stored: they are references resolved from KMS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

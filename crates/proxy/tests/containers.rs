@@ -91,6 +91,7 @@ fn spec(org: &str, version: &str) -> InstanceSpec {
         memory_bytes: None,
         nano_cpus: None,
         extra_labels: BTreeMap::new(),
+        run_once: false,
     }
 }
 

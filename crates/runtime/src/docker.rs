@@ -359,9 +359,16 @@ impl DockerTarget {
                 nano_cpus: spec.nano_cpus,
                 init: Some(true),
                 network_mode: Some(network.to_string()),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::ON_FAILURE),
-                    maximum_retry_count: Some(RESTART_MAX_RETRIES),
+                restart_policy: Some(if spec.run_once {
+                    RestartPolicy {
+                        name: Some(RestartPolicyNameEnum::NO),
+                        maximum_retry_count: None,
+                    }
+                } else {
+                    RestartPolicy {
+                        name: Some(RestartPolicyNameEnum::ON_FAILURE),
+                        maximum_retry_count: Some(RESTART_MAX_RETRIES),
+                    }
                 }),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("json-file".into()),
@@ -634,6 +641,15 @@ impl Target for DockerTarget {
                 }
                 return Err(e);
             }
+        }
+        if spec.run_once {
+            return match self.inspect_raw(&spec.name).await? {
+                Some(c) => Ok(to_instance(&c)),
+                None => Err(RuntimeError::Engine {
+                    operation: "start".into(),
+                    message: format!("container {} disappeared right after it was started", spec.name),
+                }),
+            };
         }
         self.settle(&spec.name).await
     }

@@ -70,6 +70,9 @@ pub struct InstanceSpec {
     /// CPU limit in billionths of a CPU (0.25 CPU = 250_000_000).
     pub nano_cpus: Option<i64>,
     pub extra_labels: BTreeMap<String, String>,
+    /// A run to completion (a cron tick): never restarted by the engine, and an
+    /// exit right after start is its result, not an error.
+    pub run_once: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

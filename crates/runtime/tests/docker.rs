@@ -116,6 +116,7 @@ fn web_spec(org: &str, name: &str, deployment: &str) -> InstanceSpec {
         memory_bytes: Some(128 * 1024 * 1024),
         nano_cpus: Some(500_000_000),
         extra_labels: BTreeMap::from([("ai.hanzo.test".to_string(), "runtime".to_string())]),
+        run_once: false,
     }
 }
 

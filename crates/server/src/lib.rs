@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod health;
 pub mod pipeline;
@@ -165,6 +166,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     pipeline::spawn_workers(state.clone(), state.config.build_concurrency);
     reconciler::spawn(state.clone());
     health::spawn_monitor(state.clone());
+    cron::spawn(state.clone());
 
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     info!(

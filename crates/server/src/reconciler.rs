@@ -121,7 +121,7 @@ pub async fn reconcile_app(state: &AppState, app_id: Uuid) -> Result<()> {
         Err(hanzo_store::StoreError::NotFound { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let observed = state
+    let mut observed = state
         .target
         .list(&Selector {
             org: Some(app.org.clone()),
@@ -129,6 +129,8 @@ pub async fn reconcile_app(state: &AppState, app_id: Uuid) -> Result<()> {
             deployment_id: None,
         })
         .await?;
+    // Cron runs belong to the scheduler (crate::cron), not to the rollout.
+    observed.retain(|i| !crate::cron::is_cron_instance(i));
     let Some(desired_id) = app.desired_deployment_id else {
         // Nothing wanted: nothing runs, nothing is routed.
         take_down(state, &app, &observed).await?;
@@ -340,12 +342,13 @@ fn spec_for(
         memory_bytes: i64::try_from(manifest.deploy.memory_bytes).ok(),
         nano_cpus: Some(i64::from(manifest.deploy.cpu_millis) * 1_000_000),
         extra_labels: Default::default(),
+        run_once: false,
     }
 }
 
 /// Environment of an instance: the manifest's plain values, overridden by the
 /// values set on the application (`hanzo env set`), plus `PORT`.
-async fn env_for(
+pub async fn env_for(
     state: &AppState,
     app: &Application,
     manifest: &Manifest,

@@ -5,8 +5,8 @@
 use crate::{LogChunk, Result, StoreError};
 use chrono::{DateTime, SubsecRound, Utc};
 use hanzo_core::{
-    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentSource, Membership,
-    Timestamp, User,
+    ApiToken, Application, AuditEntry, CronRun, Deployment, DeploymentEvent, DeploymentSource,
+    Membership, Timestamp, User,
 };
 use uuid::Uuid;
 
@@ -15,6 +15,7 @@ pub(crate) trait Cols {
     fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
     fn boolean(&self, col: &str) -> Result<bool>;
     fn uuid(&self, col: &str) -> Result<Uuid>;
     fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
@@ -185,6 +186,21 @@ pub(crate) fn event_from<R: Cols>(r: &R) -> Result<DeploymentEvent> {
         kind: parse("deployment_events.kind", &r.text("kind")?)?,
         message: r.text("message")?,
         timestamp: r.ts("timestamp")?,
+    })
+}
+
+pub(crate) fn cron_run_from<R: Cols>(r: &R) -> Result<CronRun> {
+    Ok(CronRun {
+        id: r.uuid("id")?,
+        app_id: r.uuid("app_id")?,
+        deployment_id: r.uuid("deployment_id")?,
+        service: r.text("service")?,
+        scheduled_at: r.ts("scheduled_at")?,
+        started_at: r.ts("started_at")?,
+        finished_at: r.opt_ts("finished_at")?,
+        exit_code: r.opt_int("exit_code")?,
+        status: r.text("status")?,
+        log_tail: r.text("log_tail")?,
     })
 }
 

@@ -10,8 +10,9 @@
 
 use async_trait::async_trait;
 use hanzo_core::{
-    ApiToken, AppStatus, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentSource,
-    DeploymentStatus, EnvVar, EventType, Membership, NewAudit, Role, Timestamp, User,
+    ApiToken, AppStatus, Application, AuditEntry, CronRun, Deployment, DeploymentEvent,
+    DeploymentSource, DeploymentStatus, EnvVar, EventType, Membership, NewAudit, Role, Timestamp,
+    User,
 };
 use uuid::Uuid;
 
@@ -242,6 +243,29 @@ pub trait Store: Send + Sync + 'static {
     /// matches nothing.
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
     async fn prune_audit(&self, older_than: Timestamp) -> Result<u64>;
+
+    // ---- cron runs ---------------------------------------------------------
+    /// Records the start of a run (status `running`, or `skipped` for a tick
+    /// dropped because the previous run was still going).
+    async fn start_cron_run(
+        &self,
+        app_id: Uuid,
+        deployment_id: Uuid,
+        service: &str,
+        scheduled_at: Timestamp,
+        status: &str,
+    ) -> Result<CronRun>;
+    async fn finish_cron_run(
+        &self,
+        id: Uuid,
+        status: &str,
+        exit_code: Option<i64>,
+        log_tail: &str,
+    ) -> Result<()>;
+    /// Newest first.
+    async fn list_cron_runs(&self, app_id: Uuid, limit: u32) -> Result<Vec<CronRun>>;
+    /// Runs of every app still marked `running` (to finish after a restart).
+    async fn cron_runs_in_progress(&self) -> Result<Vec<CronRun>>;
 
     // ---- webhook deliveries ----------------------------------------------
     /// Records a delivery id; false when it was seen before (a redelivery).

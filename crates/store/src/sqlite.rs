@@ -14,8 +14,8 @@ use crate::{
 };
 use async_trait::async_trait;
 use hanzo_core::{
-    ApiToken, Application, AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, EnvVar,
-    EventType, Membership, NewAudit, Role, Timestamp, User,
+    ApiToken, Application, AuditEntry, CronRun, Deployment, DeploymentEvent, DeploymentStatus,
+    EnvVar, EventType, Membership, NewAudit, Role, Timestamp, User,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -78,6 +78,9 @@ impl Cols for SqliteRow {
         Ok(self.try_get(col)?)
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
         Ok(self.try_get(col)?)
     }
     fn int(&self, col: &str) -> Result<i64> {
@@ -916,6 +919,75 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn start_cron_run(
+        &self,
+        app_id: Uuid,
+        deployment_id: Uuid,
+        service: &str,
+        scheduled_at: Timestamp,
+        status: &str,
+    ) -> Result<CronRun> {
+        let now = common::now();
+        let row = sqlx::query(
+            "INSERT INTO cron_runs (id, app_id, deployment_id, service, scheduled_at, started_at, finished_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        )
+        .bind(id(Uuid::new_v4()))
+        .bind(id(app_id))
+        .bind(id(deployment_id))
+        .bind(service)
+        .bind(ts(common::trunc(scheduled_at)))
+        .bind(ts(now))
+        .bind((status != "running").then_some(ts(now)))
+        .bind(status)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| common::missing_ref(e, || format!("application {app_id}")))?;
+        common::cron_run_from(&row)
+    }
+
+    async fn finish_cron_run(
+        &self,
+        run: Uuid,
+        status: &str,
+        exit_code: Option<i64>,
+        log_tail: &str,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE cron_runs SET status = $2, exit_code = $3, log_tail = $4, finished_at = $5 WHERE id = $1",
+        )
+        .bind(id(run))
+        .bind(status)
+        .bind(exit_code)
+        .bind(log_tail)
+        .bind(ts(common::now()))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(common::not_found(format!("cron run {run}")));
+        }
+        Ok(())
+    }
+
+    async fn list_cron_runs(&self, app_id: Uuid, limit: u32) -> Result<Vec<CronRun>> {
+        let rows = sqlx::query(
+            "SELECT * FROM cron_runs WHERE app_id = $1 ORDER BY started_at DESC, id LIMIT $2",
+        )
+        .bind(id(app_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(common::cron_run_from).collect()
+    }
+
+    async fn cron_runs_in_progress(&self) -> Result<Vec<CronRun>> {
+        let rows =
+            sqlx::query("SELECT * FROM cron_runs WHERE status = 'running' ORDER BY started_at")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(common::cron_run_from).collect()
     }
 
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> Result<bool> {

@@ -58,6 +58,7 @@ suite!(
     tokens_expire_and_revoke,
     audit_query_filters,
     deliveries_are_deduplicated,
+    cron_runs_are_recorded,
     data_survives_reconnect,
 );
 
@@ -1308,6 +1309,46 @@ async fn audit_query_filters(fx: &Fixture) {
         4
     );
     assert!(all_audit(s).await.is_empty());
+}
+
+async fn cron_runs_are_recorded(fx: &Fixture) {
+    let s = &fx.store;
+    let a = app(s, "hanzo", "jobs").await;
+    let d = s.create_deployment(image(a.id), None).await.unwrap();
+    let tick = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let run = s
+        .start_cron_run(a.id, d.id, "cron", tick, "running")
+        .await
+        .unwrap();
+    assert_eq!(run.status, "running");
+    assert_eq!(run.finished_at, None);
+    assert_eq!(run.service, "cron");
+    assert_eq!(s.cron_runs_in_progress().await.unwrap().len(), 1);
+    let skipped = s
+        .start_cron_run(a.id, d.id, "cron", tick, "skipped")
+        .await
+        .unwrap();
+    assert!(
+        skipped.finished_at.is_some(),
+        "a skipped tick is finished at once"
+    );
+    s.finish_cron_run(run.id, "failed", Some(3), "boom\n")
+        .await
+        .unwrap();
+    assert!(s.cron_runs_in_progress().await.unwrap().is_empty());
+    let runs = s.list_cron_runs(a.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    let done = runs.iter().find(|r| r.id == run.id).unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.exit_code, done.log_tail.as_str()),
+        ("failed", Some(3), "boom\n")
+    );
+    assert!(done.finished_at.is_some());
+    let missing = Uuid::new_v4();
+    assert_not_found(
+        s.finish_cron_run(missing, "failed", None, "").await,
+        &format!("cron run {missing}"),
+    );
 }
 
 async fn deliveries_are_deduplicated(fx: &Fixture) {
