@@ -170,6 +170,69 @@ impl Client {
             .await
     }
 
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        self.send(self.request(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+
+    async fn raw(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!(
+                    "cannot reach the Hanzo server at {} — start it with `hanzo server` or point HANZO_SERVER at it",
+                    self.server
+                )
+            } else {
+                anyhow!("request to {} failed: {e}", self.server)
+            }
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
+            bail!(ApiFailure {
+                status: status.as_u16(),
+                message: msg
+            });
+        }
+        Ok(resp)
+    }
+
+    /// A text (not JSON) answer, e.g. logs or a CSV export.
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let resp = self.raw(self.request(reqwest::Method::GET, path)).await?;
+        resp.text()
+            .await
+            .context("the server's answer was cut off — try again")
+    }
+
+    /// A streamed text answer, handed over chunk by chunk until the server ends it.
+    pub async fn stream_text(&self, path: &str, mut each: impl FnMut(&str)) -> Result<()> {
+        let req = self.http.get(format!("{}{path}", self.server));
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        // No overall timeout: a follow lasts as long as the user wants.
+        let mut resp = self
+            .raw(req.timeout(Duration::from_secs(365 * 24 * 3600)))
+            .await?;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .context("the log stream was interrupted — run the command again")?
+        {
+            each(&String::from_utf8_lossy(&chunk));
+        }
+        Ok(())
+    }
+
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }

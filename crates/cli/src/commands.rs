@@ -70,6 +70,20 @@ enum Command {
     Scale(ScaleArgs),
     /// Show the build log of a deployment.
     BuildLogs(BuildLogsArgs),
+    /// Logs of an application's running instances.
+    Logs(LogsArgs),
+    /// Environment variables of an application.
+    Env(EnvArgs),
+    /// Domains routed to an application.
+    Domains(DomainsArgs),
+    /// Organisations you belong to, and their members.
+    Orgs(OrgsArgs),
+    /// Your API tokens.
+    Tokens(TokensArgs),
+    /// The push webhook of an application (URL and secret).
+    Webhook(WebhookArgs),
+    /// The audit log of your organisations (admins).
+    Audit(AuditArgs),
     /// Check, explain or describe hanzo.yaml.
     Manifest(ManifestArgs),
 }
@@ -189,6 +203,162 @@ struct BuildLogsArgs {
 }
 
 #[derive(Args)]
+struct LogsArgs {
+    app: String,
+    #[arg(long)]
+    org: Option<String>,
+    /// Only lines since then: 30s, 15m, 1h, 2d.
+    #[arg(long)]
+    since: Option<String>,
+    /// Keep printing new lines.
+    #[arg(long, short)]
+    follow: bool,
+    /// At most this many lines per instance.
+    #[arg(long, default_value_t = 200)]
+    tail: u32,
+    /// Only error, warn, info or debug lines (and worse).
+    #[arg(long)]
+    level: Option<String>,
+}
+
+#[derive(Args)]
+struct EnvArgs {
+    app: String,
+    #[command(subcommand)]
+    command: Option<EnvCommand>,
+    #[arg(long)]
+    org: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// List variables (secrets masked).
+    List,
+    /// Set KEY=value, or KEY --secret (the value is asked for).
+    Set {
+        assignment: String,
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Remove a variable.
+    Unset { key: String },
+}
+
+#[derive(Args)]
+struct DomainsArgs {
+    app: String,
+    #[command(subcommand)]
+    command: Option<DomainsCommand>,
+    #[arg(long)]
+    org: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DomainsCommand {
+    List,
+    /// Route a domain (host, optionally with a path) to the application.
+    Add {
+        domain: String,
+    },
+    Remove {
+        domain: String,
+    },
+}
+
+#[derive(Args)]
+struct OrgsArgs {
+    #[command(subcommand)]
+    command: Option<OrgsCommand>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Create an organisation (global admins).
+    Create { name: String },
+    /// Members of an organisation and their roles (admins).
+    Members {
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a user a role in an organisation: viewer, developer or admin.
+    Grant {
+        org: String,
+        user: String,
+        role: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Remove a user from an organisation.
+    Revoke { org: String, user: String },
+}
+
+#[derive(Args)]
+struct TokensArgs {
+    #[command(subcommand)]
+    command: Option<TokensCommand>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a token (shown once).
+    Create {
+        name: String,
+        /// Lifetime in days; 0 never expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// For another user (global admins).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Args)]
+struct WebhookArgs {
+    app: String,
+    #[arg(long)]
+    org: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[arg(long)]
+    org: Option<String>,
+    #[arg(long)]
+    app: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    action: Option<String>,
+    /// RFC 3339 time, e.g. 2026-01-01T00:00:00Z.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Export as csv or json (printed to standard output).
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct ManifestArgs {
     #[command(subcommand)]
     command: ManifestCommand,
@@ -214,6 +384,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Rollback(a) => rollback(a).await,
         Command::Scale(a) => scale(a).await,
         Command::BuildLogs(a) => build_logs(a).await,
+        Command::Logs(a) => logs(a).await,
+        Command::Env(a) => env(a).await,
+        Command::Domains(a) => domains(a).await,
+        Command::Orgs(a) => orgs(a).await,
+        Command::Tokens(a) => tokens(a).await,
+        Command::Webhook(a) => webhook(a).await,
+        Command::Audit(a) => audit(a).await,
         Command::Manifest(a) => manifest(a),
     }
 }
@@ -664,6 +841,306 @@ async fn build_logs(a: BuildLogsArgs) -> Result<u8> {
         let busy = matches!(status, "queued" | "building" | "pushing" | "deploying");
         if !a.follow || !busy {
             break;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `?a=1&b=2` from the pairs that have a value, percent-encoded.
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut u = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            u.append_pair(k, v);
+        }
+    }
+    let s = u.finish();
+    if s.is_empty() { s } else { format!("?{s}") }
+}
+
+fn enc(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+async fn logs(a: LogsArgs) -> Result<u8> {
+    let c = client()?;
+    let q = query(&[
+        ("org", a.org.clone()),
+        ("since", a.since.clone()),
+        ("tail", Some(a.tail.to_string())),
+        ("level", a.level.clone()),
+        ("follow", a.follow.then(|| "true".to_string())),
+    ]);
+    let path = format!("/api/v1/apps/{}/logs{q}", enc(&a.app));
+    if a.follow {
+        c.stream_text(&path, |chunk| {
+            print!("{chunk}");
+            let _ = std::io::stdout().flush();
+        })
+        .await?;
+    } else {
+        print!("{}", c.get_text(&path).await?);
+    }
+    Ok(exit::OK)
+}
+
+async fn env(a: EnvArgs) -> Result<u8> {
+    let c = client()?;
+    let base = format!("/api/v1/apps/{}/env", enc(&a.app));
+    let org = q(&a.org);
+    match a.command.unwrap_or(EnvCommand::List) {
+        EnvCommand::List => {
+            let v: Value = c.get(&format!("{base}{org}")).await?;
+            if a.json {
+                print_json(&v)?;
+            } else {
+                for e in v.as_array().cloned().unwrap_or_default() {
+                    let tag = if e["secret"].as_bool() == Some(true) {
+                        "  (secret, from KMS)"
+                    } else {
+                        ""
+                    };
+                    println!("{}={}{tag}", s(&e, "name"), s(&e, "value"));
+                }
+            }
+        }
+        EnvCommand::Set { assignment, secret } => {
+            let (key, value) = match assignment.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None if secret => (assignment.clone(), None),
+                None => bail!("give KEY=value (or KEY --secret to be asked for the value)"),
+            };
+            let value = match (value, secret) {
+                (Some(v), _) => v,
+                (None, _) => {
+                    eprint!("Value of {key} (not echoed to logs): ");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the value")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let _: Value = c
+                .put(
+                    &format!("{base}/{}{org}", enc(&key)),
+                    &json!({"value": value, "secret": secret}),
+                )
+                .await?;
+            println!(
+                "Set {key} on {}; it applies from the next deployment.",
+                a.app
+            );
+        }
+        EnvCommand::Unset { key } => {
+            let _: Value = c.delete(&format!("{base}/{}{org}", enc(&key))).await?;
+            println!("Removed {key} from {}.", a.app);
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn domains(a: DomainsArgs) -> Result<u8> {
+    let c = client()?;
+    let base = format!("/api/v1/apps/{}/domains", enc(&a.app));
+    let org = q(&a.org);
+    match a.command.unwrap_or(DomainsCommand::List) {
+        DomainsCommand::List => {
+            let v: Value = c.get(&format!("{base}{org}")).await?;
+            if a.json {
+                print_json(&v)?;
+            } else {
+                for d in v.as_array().cloned().unwrap_or_default() {
+                    println!("{}", d.as_str().unwrap_or(""));
+                }
+            }
+        }
+        DomainsCommand::Add { domain } => {
+            let v: Value = c
+                .post(&format!("{base}{org}"), &json!({"domain": domain}))
+                .await?;
+            println!("Routing {} to {}.", s(&v, "domain"), a.app);
+        }
+        DomainsCommand::Remove { domain } => {
+            let _: Value = c.delete(&format!("{base}/{}{org}", enc(&domain))).await?;
+            println!("Removed {domain} from {}.", a.app);
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn orgs(a: OrgsArgs) -> Result<u8> {
+    let c = client()?;
+    match a.command {
+        None => {
+            let v: Value = c.get("/api/v1/orgs").await?;
+            if a.json {
+                print_json(&v)?;
+            } else {
+                println!("{:<24} ROLE", "ORGANISATION");
+                for o in v.as_array().cloned().unwrap_or_default() {
+                    println!("{:<24} {}", s(&o, "name"), s(&o, "role"));
+                }
+            }
+        }
+        Some(OrgsCommand::Create { name }) => {
+            let _: Value = c.post("/api/v1/orgs", &json!({"name": name})).await?;
+            println!("Created organisation {name}.");
+        }
+        Some(OrgsCommand::Members { org, json }) => {
+            let v: Value = c
+                .get(&format!("/api/v1/orgs/{}/members", enc(&org)))
+                .await?;
+            if json || a.json {
+                print_json(&v)?;
+            } else {
+                println!("{:<32} ROLE", "USER");
+                for m in v.as_array().cloned().unwrap_or_default() {
+                    println!("{:<32} {}", s(&m, "userId"), s(&m, "role"));
+                }
+            }
+        }
+        Some(OrgsCommand::Grant {
+            org,
+            user,
+            role,
+            email,
+        }) => {
+            let _: Value = c
+                .put(
+                    &format!("/api/v1/orgs/{}/members/{}", enc(&org), enc(&user)),
+                    &json!({"role": role, "email": email}),
+                )
+                .await?;
+            println!("{user} is now {role} in {org}.");
+        }
+        Some(OrgsCommand::Revoke { org, user }) => {
+            let _: Value = c
+                .delete(&format!(
+                    "/api/v1/orgs/{}/members/{}",
+                    enc(&org),
+                    enc(&user)
+                ))
+                .await?;
+            println!("Removed {user} from {org}.");
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn tokens(a: TokensArgs) -> Result<u8> {
+    let c = client()?;
+    match a.command {
+        None => {
+            let v: Value = c.get("/api/v1/tokens").await?;
+            if a.json {
+                print_json(&v)?;
+            } else {
+                println!("{:<38} {:<20} {:<27} STATE", "ID", "NAME", "EXPIRES");
+                for t in v.as_array().cloned().unwrap_or_default() {
+                    let state = if t["revokedAt"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    let expires = t["expiresAt"].as_str().unwrap_or("never");
+                    println!(
+                        "{:<38} {:<20} {:<27} {state}",
+                        s(&t, "id"),
+                        s(&t, "name"),
+                        expires
+                    );
+                }
+            }
+        }
+        Some(TokensCommand::Create {
+            name,
+            days,
+            user,
+            json,
+        }) => {
+            let v: Value = c
+                .post(
+                    "/api/v1/tokens",
+                    &json!({"name": name, "expires_in_days": days, "user": user}),
+                )
+                .await?;
+            if json || a.json {
+                print_json(&v)?;
+            } else {
+                println!("{}", s(&v, "token"));
+                eprintln!("This is the only time the token is shown — store it now.");
+            }
+        }
+        Some(TokensCommand::Revoke { id }) => {
+            let _: Value = c.delete(&format!("/api/v1/tokens/{}", enc(&id))).await?;
+            println!("Revoked token {id}.");
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn webhook(a: WebhookArgs) -> Result<u8> {
+    let c = client()?;
+    let v: Value = c
+        .get(&format!(
+            "/api/v1/apps/{}/webhook{}",
+            enc(&a.app),
+            q(&a.org)
+        ))
+        .await?;
+    if a.json {
+        print_json(&v)?;
+    } else {
+        println!("GitHub  {}{}", c.server, s(&v, "github"));
+        println!("GitLab  {}{}", c.server, s(&v, "gitlab"));
+        println!("Generic {}{}", c.server, s(&v, "generic"));
+        println!("Secret  {}", s(&v, "secret"));
+        println!(
+            "Pushes to {} deploy; other branches and tags are ignored.",
+            s(&v, "branch")
+        );
+    }
+    Ok(exit::OK)
+}
+
+async fn audit(a: AuditArgs) -> Result<u8> {
+    let c = client()?;
+    let path = format!(
+        "/api/v1/audit{}",
+        query(&[
+            ("org", a.org.clone()),
+            ("app", a.app.clone()),
+            ("user", a.user.clone()),
+            ("action", a.action.clone()),
+            ("since", a.since.clone()),
+            ("until", a.until.clone()),
+            ("limit", Some(a.limit.to_string())),
+            ("format", a.format.clone()),
+        ])
+    );
+    if a.format.is_some() {
+        print!("{}", c.get_text(&path).await?);
+        return Ok(exit::OK);
+    }
+    let v: Value = c.get(&path).await?;
+    if a.json {
+        print_json(&v)?;
+    } else {
+        println!(
+            "{:<27} {:<12} {:<14} {:<16} {:<14} DETAILS",
+            "WHEN", "ORG", "APP", "USER", "ACTION"
+        );
+        for r in v.as_array().cloned().unwrap_or_default() {
+            println!(
+                "{:<27} {:<12} {:<14} {:<16} {:<14} {}",
+                s(&r, "timestamp"),
+                s(&r, "org"),
+                s(&r, "app"),
+                s(&r, "userId"),
+                s(&r, "action"),
+                r["details"]
+            );
         }
     }
     Ok(exit::OK)

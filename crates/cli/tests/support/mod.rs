@@ -117,7 +117,7 @@ impl Platform {
         if let Ok(bin) = std::env::var("HANZO_TEST_TRAEFIK_BIN") {
             cmd.env("HANZO_TRAEFIK_BIN", bin);
         }
-        for (k, v) in base_image_env() {
+        for (k, v) in base_image_env().into_iter().chain(ca_bundle_env()) {
             cmd.env(k, v);
         }
         for (k, v) in &self.extra_env {
@@ -143,6 +143,22 @@ impl Platform {
     pub fn restart(&mut self) {
         self.stop_server();
         self.spawn_server();
+    }
+
+    /// Kills the server with SIGKILL (a crash: no shutdown code runs).
+    pub fn kill_server(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again after [`kill_server`](Self::kill_server) or
+    /// [`stop_server`](Self::stop_server), with the same data directory and ports.
+    pub fn start_server(&mut self) {
+        if self.child.is_none() {
+            self.spawn_server();
+        }
     }
 
     pub fn stop_server(&mut self) {
@@ -178,6 +194,119 @@ impl Platform {
             .stdin(Stdio::null())
             .output()
             .expect("run hanzo")
+    }
+
+    /// Calls the API with the admin token: returns the HTTP status and the JSON body
+    /// (`Null` when the body is not JSON).
+    pub fn api_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "60", "-X", method])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(b.to_string());
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.api()))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (json, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let code = code.trim().parse().unwrap_or(0);
+        (
+            code,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GET that must answer 200; returns the JSON body.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (code, v) = self.api_call("GET", path, None);
+        assert_eq!(code, 200, "GET {path} answered {code}: {v}");
+        v
+    }
+
+    /// `hanzo apps create` for the repository, asserting success.
+    pub fn create_app(&self, name: &str, repo: &Repo) {
+        let repo_path = repo.path().display().to_string();
+        let out = self.cli(&[
+            "apps", "create", "--name", name, "--org", &self.org, "--repo", &repo_path, "--branch",
+            "main",
+        ]);
+        assert!(out.status.success(), "apps create {name}: {}", stderr(&out));
+    }
+
+    /// `hanzo deploy APP --no-follow`: returns the new deployment's id.
+    pub fn deploy_queued(&self, app: &str) -> String {
+        let out = self.cli(&["deploy", app, "--org", &self.org, "--no-follow", "--json"]);
+        assert!(
+            out.status.success(),
+            "deploy {app} --no-follow: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let d: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("deploy --json prints the deployment");
+        d["id"].as_str().expect("deployment id").to_string()
+    }
+
+    pub fn deployment(&self, id: &str) -> serde_json::Value {
+        self.api_get(&format!("/api/v1/deployments/{id}"))
+    }
+
+    /// Polls until the deployment's status is one of `statuses`; returns the deployment.
+    pub fn wait_status(&self, id: &str, statuses: &[&str], timeout: Duration) -> serde_json::Value {
+        let mut last = String::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let d = self.deployment(id);
+            let status = d["status"].as_str().unwrap_or("").to_string();
+            if statuses.contains(&status.as_str()) {
+                return d;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "deployment {id} is {status} (last {last}) after {timeout:?}, not one of {statuses:?}: {d}\nlog:\n{}",
+                    self.build_log(id)
+                );
+            }
+            last = status;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The whole stored build log of a deployment.
+    pub fn build_log(&self, id: &str) -> String {
+        let (_, v) = self.api_call(
+            "GET",
+            &format!("/api/v1/deployments/{id}/logs?after=0"),
+            None,
+        );
+        v["text"].as_str().unwrap_or("").to_string()
+    }
+
+    /// The deployment's events as (type, message, timestamp).
+    pub fn events(&self, id: &str) -> Vec<(String, String, chrono::DateTime<chrono::FixedOffset>)> {
+        let v = self.api_get(&format!("/api/v1/deployments/{id}/events"));
+        v.as_array()
+            .expect("events are an array")
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("").to_string(),
+                    e["message"].as_str().unwrap_or("").to_string(),
+                    chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap_or(""))
+                        .expect("event timestamp is RFC 3339"),
+                )
+            })
+            .collect()
     }
 
     /// GET through Traefik with the application's Host header.
@@ -249,22 +378,58 @@ pub fn cleanup_org(org: &str) {
 }
 
 /// Base images built locally by scripts/lib/base-images.sh (no registry can be pulled here).
+///
+/// The local images carry their real versions (Node 18, Python 3.11, Go 1.19, Rust 1.63), while
+/// applications ask for the spec's defaults (node-20, python-3.12, go-1.22, rust-1.78): each
+/// default key follows its family's local image unless the environment sets it. Variables in
+/// the environment (scripts/test exports `scripts/lib/base-images.sh env`) win.
 pub fn base_image_env() -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    for (k, val) in std::env::vars() {
-        if k.starts_with("HANZO_BASE_IMAGE_") {
-            v.push((k, val));
+    use std::collections::BTreeMap;
+    let local = [
+        ("NODE_18", "node:18-bookworm-slim"),
+        ("PYTHON_3_11", "python:3.11-slim-bookworm"),
+        ("GO_1_19", "golang:1.19-bookworm"),
+        ("RUST_1_63", "rust:1.63-bookworm"),
+        ("STATIC", "nginx:1.22-bookworm"),
+        ("DISTROLESS", "debian:bookworm-slim"),
+    ];
+    // Spec default key → the local key it follows.
+    let aliases = [
+        ("NODE_20", "NODE_18"),
+        ("NODE_22", "NODE_18"),
+        ("PYTHON_3_12", "PYTHON_3_11"),
+        ("GO_1_22", "GO_1_19"),
+        ("RUST_1_78", "RUST_1_63"),
+    ];
+    let from_env: BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("HANZO_BASE_IMAGE_")?.to_string();
+            (!key.is_empty() && !v.trim().is_empty()).then(|| (key, v.trim().to_string()))
+        })
+        .collect();
+    let mut map: BTreeMap<String, String> = local
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.extend(from_env.clone());
+    for (alias, source) in aliases {
+        if !from_env.contains_key(alias) {
+            let image = map.get(source).cloned().unwrap_or_default();
+            map.insert(alias.to_string(), image);
         }
     }
-    if v.is_empty() {
-        for key in ["NODE_20", "NODE_22", "NODE_18"] {
-            v.push((
-                format!("HANZO_BASE_IMAGE_{key}"),
-                "node:18-bookworm-slim".into(),
-            ));
-        }
+    map.into_iter()
+        .map(|(k, v)| (format!("HANZO_BASE_IMAGE_{k}"), v))
+        .collect()
+}
+
+/// The extra CA bundle for builds, when the environment names one (package registries
+/// behind this machine's own certificate authority need it).
+pub fn ca_bundle_env() -> Vec<(String, String)> {
+    match std::env::var("HANZO_BUILD_CA_BUNDLE") {
+        Ok(v) if !v.trim().is_empty() => vec![("HANZO_BUILD_CA_BUNDLE".into(), v)],
+        _ => Vec::new(),
     }
-    v
 }
 
 /// A minimal HTTP/1.1 GET with a deadline; returns status and body.
@@ -399,4 +564,158 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Containers (running or not) whose command contains `marker`: a build step's container.
+pub fn containers_with(marker: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(marker))
+        .count()
+}
+
+/// A bcrypt `user:hash` line for an htpasswd file: `htpasswd` (apache2-utils) when
+/// installed, else Python's crypt module (libxcrypt knows bcrypt). None when neither works.
+pub fn htpasswd_line(user: &str, password: &str) -> Option<String> {
+    if let Ok(out) = Command::new("htpasswd")
+        .args(["-nbB", user, password])
+        .output()
+        && out.status.success()
+    {
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if line.starts_with(&format!("{user}:$2")) {
+            return Some(line);
+        }
+    }
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            password,
+        ])
+        .output()
+        .ok()?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && hash.starts_with("$2")).then(|| format!("{user}:{hash}"))
+}
+
+/// An OCI registry (`docker-registry`, distribution 2.8) with htpasswd authentication on a
+/// free loopback port, stopped and deleted on drop.
+pub struct AuthRegistry {
+    pub addr: String,
+    pub user: String,
+    pub password: String,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl AuthRegistry {
+    /// Starts one; None (after saying why) when `docker-registry` or a bcrypt tool is
+    /// missing and services are not required.
+    pub fn start() -> Option<AuthRegistry> {
+        let missing = |what: &str| -> Option<AuthRegistry> {
+            if std::env::var("HANZO_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("{what} (HANZO_REQUIRE_SERVICES=1)");
+            }
+            eprintln!("skipped: {what}");
+            None
+        };
+        let user = "hanzo".to_string();
+        // Long and random: a value no build would print by chance.
+        let password = format!(
+            "Rg{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let Some(line) = htpasswd_line(&user, &password) else {
+            return missing(
+                "no bcrypt tool: install apache2-utils (htpasswd) or python3 with the crypt module",
+            );
+        };
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return missing("docker-registry is not installed (apt-get install docker-registry)");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::write(dir.path().join("htpasswd"), format!("{line}\n")).expect("htpasswd");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: hanzo-test\n    path: {htpasswd}\n",
+            root = dir.path().join("data").display(),
+            htpasswd = dir.path().join("htpasswd").display(),
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start docker-registry");
+        let r = AuthRegistry {
+            addr,
+            user,
+            password,
+            _dir: dir,
+            child,
+        };
+        // It answers 401 to anonymous requests once it runs.
+        wait_for("the registry to answer", Duration::from_secs(30), || {
+            http_get(&format!("http://{}/v2/", r.addr), None)
+                .ok()
+                .filter(|(code, _)| *code == 401)
+        });
+        Some(r)
+    }
+
+    /// The manifest digest the registry holds for `repository:tag` (authenticated).
+    pub fn digest(&self, repository: &str, tag: &str) -> Option<String> {
+        manifest_digest(
+            &format!("http://{}/v2/{repository}/manifests/{tag}", self.addr),
+            Some((&self.user, &self.password)),
+        )
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Docker-Content-Digest` of a manifest URL (HEAD, Docker v2 schema 2 accepted).
+pub fn manifest_digest(url: &str, auth: Option<(&str, &str)>) -> Option<String> {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sSI",
+        "--max-time",
+        "30",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+    ]);
+    if let Some((u, p)) = auth {
+        cmd.arg("-u").arg(format!("{u}:{p}"));
+    }
+    let out = cmd.arg(url).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("docker-content-digest")
+            .then(|| v.trim().to_string())
+    })
 }
