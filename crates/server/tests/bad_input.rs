@@ -379,3 +379,34 @@ async fn malformed_on(backend: &'static str) {
     );
     let _ = json!({});
 }
+
+#[tokio::test]
+async fn only_global_admins_build_from_the_servers_disk() {
+    let s = TestServer::start("sqlite").await;
+    let admin = s.user("boss", false, &[("acme", Role::Admin)]).await;
+    let root = s.user("root", true, &[]).await;
+    let body = |name: &str, repo: &str| Some(json!({"name": name, "org": "acme", "repo": repo}));
+    let (st, v) = s
+        .call(&admin, Method::POST, "/api/v1/apps", body("a", "/etc"))
+        .await;
+    assert_eq!(st, 403, "{v}");
+    for (name, repo) in [
+        ("b", "https://git.example.com/b.git"),
+        ("c", "git@git.example.com:acme/c.git"),
+        ("d", "ssh://git@git.example.com/d.git"),
+    ] {
+        let (st, v) = s
+            .call(&admin, Method::POST, "/api/v1/apps", body(name, repo))
+            .await;
+        assert_eq!(st, 201, "{repo}: {v}");
+    }
+    let (st, v) = s
+        .call(
+            &root,
+            Method::POST,
+            "/api/v1/apps",
+            body("e", "/srv/repos/e"),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+}

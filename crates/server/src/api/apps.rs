@@ -127,6 +127,13 @@ pub async fn create(
             "the repository is missing or not a git URL or path — pass --repo with a git URL or a local path",
         ));
     }
+    // A local path makes the server build from its own disk: global admins only.
+    let remote = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
+    if !remote && !p.user.global_admin {
+        return Err(ApiError::forbidden(
+            "a local path as repository reads the server's own disk, which only global admins may do — give a git URL (https://… or git@…)",
+        ));
+    }
     let runtime = body.runtime.unwrap_or_else(|| "auto".into());
     if !super::RUNTIMES.contains(&runtime.as_str()) {
         return Err(ApiError::bad_request(format!(

@@ -183,7 +183,7 @@ impl ClientInfo {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last();
+            .next_back();
         let ip = match (peer, forwarded) {
             (Some(p), Some(f)) if p.is_loopback() => Some(f),
             (Some(p), _) => Some(p),
