@@ -18,5 +18,9 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 65000;
 server.listen(port, () => console.log(`node-hello ${VERSION} listening on ${port}`));
 
-// Finish in-flight requests on SIGTERM, then exit.
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+// On SIGTERM: stop accepting, finish in-flight requests, close idle
+// keep-alive connections (the proxy's), then exit.
+process.on("SIGTERM", () => {
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+});

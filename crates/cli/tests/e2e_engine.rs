@@ -144,10 +144,11 @@ fn ten_rolling_deploys_a_failure_a_rollback_and_scale_to_zero_under_load() {
             body.contains(version),
             "round {round} serves {version}: {body}"
         );
-        assert_eq!(
-            running_instances(&p, "hello").len(),
-            2,
-            "two instances after round {round}"
+        // The old instances leave once drained; then exactly two remain.
+        wait_for(
+            &format!("two instances after round {round}"),
+            Duration::from_secs(30),
+            || (running_instances(&p, "hello").len() == 2).then_some(()),
         );
     }
 
@@ -164,7 +165,11 @@ fn ten_rolling_deploys_a_failure_a_rollback_and_scale_to_zero_under_load() {
         stdout(&out),
         stderr(&out)
     );
-    assert_eq!(running_instances(&p, "hello").len(), 2);
+    wait_for(
+        "two instances after the failed deploy",
+        Duration::from_secs(30),
+        || (running_instances(&p, "hello").len() == 2).then_some(()),
+    );
 
     // Roll back to the deployment before the current one: v2 is current, so v1.
     let out = p.cli(&["rollback", "hello"]);
@@ -172,8 +177,20 @@ fn ten_rolling_deploys_a_failure_a_rollback_and_scale_to_zero_under_load() {
     let st = status(&p, "hello");
     assert_eq!(
         st["currentDeployment"]["imageTag"],
-        Value::String(v2.clone()),
+        Value::String(v1.clone()),
         "rolled back to the previous image"
+    );
+    // And forward again to a tag, then back to v1 by tag.
+    let out = p.cli(&[
+        "rollback",
+        "hello",
+        "--to",
+        v2.rsplit(':').next().expect("tag"),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        status(&p, "hello")["currentDeployment"]["imageTag"],
+        Value::String(v2.clone())
     );
     let out = p.cli(&[
         "rollback",
