@@ -191,7 +191,7 @@ pub async fn create_user(
     check_email(&body.email)?;
     if state.store.get_user(&body.id).await.is_ok() {
         return Err(ApiError::conflict(format!(
-            "user {} already exists — pick another id, or change their roles with `hanzo orgs members`",
+            "user {} already exists — pick another id, or give them a role with `hanzo orgs grant ORG USER ROLE`",
             body.id
         )));
     }
