@@ -338,7 +338,9 @@ async fn build(
     .await;
 
     let manifest = load_manifest(&checkout.dir, &app)?;
-    let manifest_json = serde_json::to_value(&manifest).context("cannot record the manifest")?;
+    let mut manifest_json =
+        serde_json::to_value(&manifest).context("cannot record the manifest")?;
+    redact_secret_build_args(&mut manifest_json);
     store
         .update_deployment(
             d.id,
@@ -477,6 +479,21 @@ async fn build(
     info!(deployment = %d.id, %tag, "build finished; handing over to the reconciler");
     state.reconcile.notify_one();
     Ok(())
+}
+
+/// The recorded manifest keeps the names of build arguments that look like
+/// secrets, not their values (the build itself reads them from the checkout).
+fn redact_secret_build_args(manifest: &mut serde_json::Value) {
+    if let Some(args) = manifest
+        .pointer_mut("/build/args")
+        .and_then(|a| a.as_object_mut())
+    {
+        for (name, value) in args.iter_mut() {
+            if hanzo_build::looks_like_secret_name(name) {
+                *value = serde_json::Value::String(hanzo_build::REDACTED.to_string());
+            }
+        }
+    }
 }
 
 /// The registry credentials of the platform, if any.
@@ -642,6 +659,16 @@ mod tests {
         assert_eq!(
             s.scrub("login s3cret-registry-pw ghp_0123456789abcdefghijABCDEFGHIJ012345 https://u:pw@host/x"),
             "login [REDACTED] [REDACTED] https://u:[REDACTED]@host/x"
+        );
+    }
+
+    #[test]
+    fn recorded_manifests_keep_secret_build_args_by_name_only() {
+        let mut m = serde_json::json!({"build": {"args": {"NPM_TOKEN": "t0ken-value", "NODE_ENV": "production"}}});
+        redact_secret_build_args(&mut m);
+        assert_eq!(
+            m,
+            serde_json::json!({"build": {"args": {"NPM_TOKEN": "[REDACTED]", "NODE_ENV": "production"}}})
         );
     }
 

@@ -109,7 +109,10 @@ impl Platform {
             .env("HANZO_DRAIN_SECS", "0.5")
             .env("HANZO_STOP_GRACE_SECS", "5")
             .env("HANZO_RESYNC_SECS", "2")
-            .env("HANZO_LOG", "info")
+            .env(
+                "HANZO_LOG",
+                std::env::var("HANZO_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("HANZO_SCOPE", &self.org)
             .env_remove("DATABASE_URL")
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -526,6 +529,7 @@ impl Repo {
             "user.email=test@example.com",
             "commit",
             "-q",
+            "--allow-empty",
             "-m",
             message,
         ]);
