@@ -473,11 +473,12 @@ impl Output {
             {
                 self.step = Some(format!("{} ({})", head.to_ascii_lowercase(), instr.trim()));
             }
-            if !line.trim().is_empty() {
+            let plain = strip_ansi(&line);
+            if !plain.trim().is_empty() {
                 if self.tail.len() == TAIL_LINES {
                     self.tail.pop_front();
                 }
-                self.tail.push_back(line.clone());
+                self.tail.push_back(plain);
             }
             tokio::select! {
                 _ = self.logs.send(line) => {}
@@ -486,6 +487,29 @@ impl Output {
             }
         }
     }
+}
+
+/// `text` without terminal escape sequences (the engine colours a step's stderr), for
+/// error messages.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 fn scrub_with(secrets: &[SecretString], text: &str) -> String {
@@ -679,6 +703,15 @@ mod tests {
             Some(d)
         );
         assert_eq!(digest_in("Pushed"), None);
+    }
+
+    #[test]
+    fn escapes_are_stripped_from_error_lines() {
+        assert_eq!(
+            strip_ansi("\u{1b}[91mKilled\u{1b}[0m and more"),
+            "Killed and more"
+        );
+        assert_eq!(strip_ansi("plain [text]"), "plain [text]");
     }
 
     #[test]

@@ -152,12 +152,7 @@ async fn run_build(state: &AppState, d: Deployment) {
         m.insert(d.id, cancel.clone());
     }
     let mut secrets = Secrets::of_platform(state);
-    // Cancelling drops the build wherever it is (clone, build, push): dropping the
-    // engine's response stream stops the daemon's build or push.
-    let result = tokio::select! {
-        r = build(state, &d, cancel.clone(), &mut secrets) => r,
-        _ = cancel.cancelled() => Err(anyhow!("the build was cancelled")),
-    };
+    let result = build(state, &d, cancel.clone(), &mut secrets).await;
     if let Ok(mut m) = state.running_builds.lock() {
         m.remove(&d.id);
     }
@@ -314,7 +309,11 @@ async fn build(
     let _ = tokio::fs::remove_dir_all(&work).await;
     let _cleanup = RemoveOnDrop(work.clone());
     let src = work.join("src");
-    let checkout = hanzo_build::fetch_source(&app.repo, &branch, &src, CLONE_TIMEOUT).await?;
+    let checkout = or_cancel(
+        &cancel,
+        hanzo_build::fetch_source(&app.repo, &branch, &src, CLONE_TIMEOUT),
+    )
+    .await?;
     store
         .update_deployment(
             d.id,
@@ -385,7 +384,10 @@ async fn build(
     let (tx, rx) = mpsc::channel::<String>(256);
     let forward = tokio::spawn(forward_logs(state.clone(), d.id, secrets.values(), rx));
 
-    let options = cache_options(state, &builder, &latest, auth.as_ref(), &tx).await;
+    let options = tokio::select! {
+        o = cache_options(state, &builder, &latest, auth.as_ref(), &tx) => o,
+        _ = cancel.cancelled() => BuildOptions::default(),
+    };
     let built = builder
         .build_with(
             &plan,
@@ -427,9 +429,20 @@ async fn build(
             )
             .await?;
         let _ = tx.send(format!("==> pushing {tag}")).await;
-        let digest = push(&builder, &tag, auth.as_ref(), &tx).await?;
-        push(&builder, &latest, auth.as_ref(), &tx).await?;
-        digest
+        let pushed = or_cancel(&cancel, async {
+            let digest = push(&builder, &tag, auth.as_ref(), &tx).await?;
+            push(&builder, &latest, auth.as_ref(), &tx).await?;
+            anyhow::Ok(digest)
+        })
+        .await;
+        match pushed {
+            Ok(digest) => digest,
+            Err(e) => {
+                drop(tx);
+                let _ = forward.await;
+                return Err(e);
+            }
+        }
     } else {
         let _ = tx
             .send(format!(
@@ -441,6 +454,14 @@ async fn build(
     drop(tx);
     let _ = forward.await;
 
+    // The point of no return: from here the deployment goes to the reconciler, and a
+    // cancel request is answered "can no longer be cancelled".
+    if let Ok(mut m) = state.running_builds.lock() {
+        m.remove(&d.id);
+    }
+    if cancel.is_cancelled() {
+        bail!("the build was cancelled");
+    }
     let from = if state.config.registry.is_some() {
         DeploymentStatus::Pushing
     } else {
@@ -493,6 +514,18 @@ fn redact_secret_build_args(manifest: &mut serde_json::Value) {
                 *value = serde_json::Value::String(hanzo_build::REDACTED.to_string());
             }
         }
+    }
+}
+
+/// Runs `fut` unless the build is cancelled first; dropping it stops what it was
+/// doing (git is killed, the engine stops a push whose client went away).
+async fn or_cancel<T>(
+    cancel: &CancellationToken,
+    fut: impl std::future::Future<Output = Result<T, impl Into<anyhow::Error>>>,
+) -> Result<T> {
+    tokio::select! {
+        r = fut => r.map_err(Into::into),
+        _ = cancel.cancelled() => Err(anyhow!("the build was cancelled")),
     }
 }
 
