@@ -755,3 +755,87 @@ fn registry_credentials_live_logs_and_secrets_scrubbed_everywhere() {
     );
     eprintln!("push without credentials: {err}");
 }
+
+#[test]
+fn an_engine_that_lost_the_cache_gets_it_back_from_the_registry() {
+    if !services_available() {
+        return;
+    }
+    let p = Platform::start("cache");
+    let repo = Repo::from_example("node-hello", &p.org);
+    // Content of its own, so no other build shares these layers.
+    let nonce = unique("n");
+    repo.edit("package.json", |t| {
+        t.replace(
+            "\"private\": true,",
+            &format!("\"private\": true,\n  \"keywords\": [\"{nonce}\"],"),
+        )
+    });
+    repo.commit("own content");
+    p.create_app("hello", &repo);
+    let first = p.deploy_queued("hello");
+    let d = wait_running(&p, &first);
+    let image = s(&d["imageTag"]);
+    let (repository, _) = image.rsplit_once(':').expect("image:tag");
+
+    // The engine forgets the application's images (a new machine, a pruned engine);
+    // its instances go first, since an image in use cannot be removed.
+    let out = p.cli(&["scale", "hello", "0", "--org", &p.org]);
+    assert!(out.status.success(), "scale to 0: {}", stderr(&out));
+    wait_for(
+        "the instances to be removed",
+        Duration::from_secs(120),
+        || {
+            let out = std::process::Command::new("docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=ai.hanzo.org={}", p.org),
+                ])
+                .output()
+                .ok()?;
+            out.stdout.trim_ascii().is_empty().then_some(())
+        },
+    );
+    let out = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}", repository])
+        .output()
+        .expect("docker images");
+    let tags: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(!tags.is_empty());
+    let rmi = std::process::Command::new("docker")
+        .arg("rmi")
+        .args(&tags)
+        .output()
+        .expect("docker rmi");
+    assert!(
+        rmi.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rmi.stderr)
+    );
+    let deleted = String::from_utf8_lossy(&rmi.stdout)
+        .matches("Deleted:")
+        .count();
+    assert!(
+        deleted >= 3,
+        "the image and its build steps are gone from the engine ({deleted} deleted)"
+    );
+
+    let again = p.deploy_queued("hello");
+    wait_running(&p, &again);
+    let log = p.build_log(&again);
+    assert!(
+        log.contains(&format!(
+            "==> build cache restored from {repository}:latest"
+        )),
+        "the previous image is pulled back as the cache:\n{log}"
+    );
+    assert!(
+        log.contains("Using cache") && !log.contains("Running in"),
+        "every step comes from the restored cache:\n{log}"
+    );
+}
