@@ -41,6 +41,7 @@ hanzo_install_packages() {
   command -v curl >/dev/null || need+=(curl)
   command -v ip >/dev/null || need+=(iproute2)
   command -v iptables >/dev/null || need+=(iptables)
+  command -v htpasswd >/dev/null || need+=(apache2-utils)
   if ((${#need[@]})); then
     hanzo_say "installing Debian packages: ${need[*]}"
     apt-get update -qq >/dev/null || hanzo_die "apt-get update failed — check the Debian mirror in /etc/apt/sources.list.d"

@@ -34,6 +34,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct HealthBook {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Instances being drained and stopped in the background, by id.
+    stopping: Mutex<std::collections::HashSet<String>>,
 }
 
 /// An instance's health as shown to users.
@@ -89,6 +91,29 @@ impl HealthBook {
 
     pub fn forget_replacements(&self, name: &str) {
         self.with(name, |e| e.replacements.clear());
+    }
+
+    /// Marks instances as being drained and stopped by a background task.
+    pub fn mark_stopping(&self, ids: impl IntoIterator<Item = String>) {
+        if let Ok(mut s) = self.stopping.lock() {
+            s.extend(ids);
+        }
+    }
+
+    pub fn done_stopping(&self, ids: &[String]) {
+        if let Ok(mut s) = self.stopping.lock() {
+            for id in ids {
+                s.remove(id);
+            }
+        }
+    }
+
+    /// Is a background task already draining and stopping this instance?
+    pub fn is_stopping(&self, id: &str) -> bool {
+        self.stopping
+            .lock()
+            .map(|s| s.contains(id))
+            .unwrap_or(false)
     }
 
     pub fn is_unhealthy(&self, name: &str) -> bool {

@@ -254,11 +254,13 @@ async fn route_to(
             tls: false,
         })?;
     }
+    let t0 = Instant::now();
     state
         .proxy
         .wait_loaded(&key, &servers, PROXY_LOAD_TIMEOUT)
         .await
         .context("Traefik did not load the new routes")?;
+    debug!(key = %key, servers = servers.len(), loaded_ms = t0.elapsed().as_millis() as u64, "proxy routes loaded");
     Ok(())
 }
 
@@ -469,7 +471,8 @@ async fn start_healthy(
 ) -> Result<Instance, Failure> {
     let spec = spec_for(app, d, manifest, svc, env, index);
     let startup = manifest.deploy.startup_timeout;
-    let deadline = Instant::now() + startup;
+    let t0 = Instant::now();
+    let deadline = t0 + startup;
     let inst = match state.target.start(&spec).await {
         Ok(i) => i,
         Err(e) => {
@@ -479,8 +482,15 @@ async fn start_healthy(
             });
         }
     };
+    let started = t0.elapsed();
     match gate(state, &inst, svc, deadline, startup).await {
         Ok(()) => {
+            debug!(
+                instance = %inst.name,
+                started_ms = started.as_millis() as u64,
+                healthy_ms = t0.elapsed().as_millis() as u64,
+                "instance is healthy"
+            );
             let _ = state
                 .store
                 .add_event(
@@ -659,9 +669,11 @@ async fn rollout(
         .cloned()
         .collect();
     stop_all(state, &dead).await?;
+    // Instances a background task is draining are out of the proxy already.
     let live: Vec<Instance> = observed
         .into_iter()
         .filter(|i| i.state == InstanceState::Running)
+        .filter(|i| !state.health.is_stopping(&i.id))
         .collect();
 
     let mut ready_all: Vec<Instance> = Vec::new();
@@ -697,10 +709,23 @@ async fn rollout(
     }
     verify_image(state, d, &ready_all).await?;
     promote(state, app, d, manifest).await?;
-    // The old instances are out of the proxy: let in-flight requests finish, then stop them.
+    // The old instances are out of the proxy: let in-flight requests finish,
+    // then stop them — in the background, so that the next change of this app
+    // (a rollback right after a deploy) does not wait for the drain. A crash
+    // meanwhile is harmless: the steady pass retires what is left.
     if !to_stop.is_empty() {
-        drain(state).await;
-        stop_all(state, &to_stop).await?;
+        let state = state.clone();
+        let ids: Vec<String> = to_stop.iter().map(|i| i.id.clone()).collect();
+        state.health.mark_stopping(ids.clone());
+        tokio::spawn(async move {
+            drain(&state).await;
+            let result = stop_all(&state, &to_stop).await;
+            state.health.done_stopping(&ids);
+            if let Err(e) = result {
+                warn!("cannot stop a replaced instance (the next pass retries): {e:#}");
+                state.reconcile.notify_one();
+            }
+        });
     }
     Ok(())
 }
@@ -875,7 +900,11 @@ async fn fail(
     let cur_manifest = current.as_ref().and_then(|c| manifest_of(c).ok());
     let serving: Vec<&Instance> = old
         .iter()
-        .filter(|i| i.state == InstanceState::Running && i.service == "web")
+        .filter(|i| {
+            i.state == InstanceState::Running
+                && i.service == "web"
+                && !state.health.is_stopping(&i.id)
+        })
         .collect();
     match &cur_manifest {
         Some(m) => route_to(state, app, m, &serving).await?,
@@ -1000,6 +1029,7 @@ async fn steady(
     let retire: Vec<Instance> = retire
         .into_iter()
         .filter(|i| !keep.iter().any(|k| k.id == i.id))
+        .filter(|i| !state.health.is_stopping(&i.id))
         .collect();
     if !retire.is_empty() {
         drain(state).await;
