@@ -402,3 +402,75 @@ fn a_server_killed_mid_deploy_finishes_or_rolls_back_after_restart() {
         );
     }
 }
+
+#[test]
+fn workers_run_beside_the_web_service_and_cron_runs_on_its_schedule() {
+    if !services_available() {
+        return;
+    }
+    let p = Platform::start("svc");
+    let repo = Repo::from_example("docker-hello", &p.org);
+    repo.edit("hanzo.yaml", |_| {
+        format!(
+            r#"name: jobs
+org: {org}
+services:
+  - type: web
+    port: 8080
+    healthcheck:
+      path: /healthz
+  - type: worker
+    command: sleep 100000
+    healthcheck:
+      exec: ["sh", "-c", "test -d /proc/1"]
+  - type: cron
+    command: echo cron-ran-once && exit 3
+    schedule: "* * * * *"
+"#,
+            org = p.org
+        )
+    });
+    repo.commit("web, worker and cron");
+    p.create_app("jobs", &repo);
+    let out = p.cli(&["deploy", "jobs"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    // One web and one worker instance, both running; only the web one is routed.
+    let st = status(&p, "jobs");
+    let inst = st["instancesObserved"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = inst.iter().filter_map(|i| i["name"].as_str()).collect();
+    assert!(names.iter().any(|n| n.contains("-web-")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("-worker-")), "{names:?}");
+    let (code, body) = p.get_app("jobs", "/").expect("web answers");
+    assert_eq!(code, 200, "{body}");
+
+    // The cron service fires at the next minute: its run is recorded with the
+    // exit code and output, and its container is gone afterwards.
+    let run = wait_for("a finished cron run", Duration::from_secs(150), || {
+        let runs = p.api_get("/api/v1/apps/jobs/cron-runs");
+        runs.as_array()?
+            .iter()
+            .find(|r| r["status"] == "failed")
+            .cloned()
+    });
+    assert_eq!(run["exitCode"], 3, "{run}");
+    assert_eq!(run["service"], "cron");
+    assert!(
+        run["logTail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cron-ran-once"),
+        "{run}"
+    );
+    wait_for(
+        "the run's container to be removed",
+        Duration::from_secs(30),
+        || {
+            let names = containers(&p.org);
+            (!names.iter().any(|n| n.contains("-cron-run-"))).then_some(())
+        },
+    );
+}

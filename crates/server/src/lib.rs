@@ -167,6 +167,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     reconciler::spawn(state.clone());
     health::spawn_monitor(state.clone());
     cron::spawn(state.clone());
+    spawn_audit_retention(state.clone());
 
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     info!(
@@ -197,6 +198,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         std::mem::forget(t);
     }
     Ok(())
+}
+
+/// Audit rows are kept a year (spec: "Audit logs are retained for 1 year"):
+/// pruned at start and then every hour.
+fn spawn_audit_retention(state: AppState) {
+    tokio::spawn(async move {
+        loop {
+            match api::retention::prune_expired(state.store.as_ref()).await {
+                Ok(0) => {}
+                Ok(n) => info!("pruned {n} audit rows older than a year"),
+                Err(e) => warn!("cannot prune the audit log: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

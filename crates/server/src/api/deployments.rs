@@ -319,6 +319,21 @@ pub async fn list(
     Ok(Json(list).into_response())
 }
 
+/// Runs of the application's cron services, newest first.
+pub async fn cron_runs(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
+    let runs = state
+        .store
+        .list_cron_runs(app.id, q.limit.unwrap_or(25).min(100))
+        .await?;
+    Ok(Json(runs).into_response())
+}
+
 /// A deployment the principal may read.
 async fn visible_deployment(
     state: &AppState,

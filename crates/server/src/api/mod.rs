@@ -70,6 +70,7 @@ fn routes() -> Routes {
         delete(settings::remove_domain),
     )
     .at("/api/v1/apps/{app}/logs", get(logs::logs))
+    .at("/api/v1/apps/{app}/cron-runs", get(deployments::cron_runs))
     .at("/api/v1/apps/{app}/webhook", get(webhooks::info))
     .at("/api/v1/deployments/{id}", get(deployments::show))
     .at("/api/v1/deployments/{id}/events", get(deployments::events))
