@@ -59,6 +59,15 @@ impl CliConfig {
         Ok(cfg)
     }
 
+    /// Like [`CliConfig::load`], but a damaged file counts as empty, so that
+    /// `hanzo login` can write a good one over it.
+    pub fn load_or_default() -> CliConfig {
+        CliConfig::load().unwrap_or_else(|_| CliConfig {
+            server: std::env::var("HANZO_SERVER").ok().filter(|s| !s.is_empty()),
+            token: std::env::var("HANZO_TOKEN").ok().filter(|t| !t.is_empty()),
+        })
+    }
+
     pub fn save(&self) -> Result<PathBuf> {
         let path = config_path();
         if let Some(dir) = path.parent() {

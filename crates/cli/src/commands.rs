@@ -452,8 +452,15 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Asks on standard error, only when a person is at the terminal.
+fn prompt(text: &str) {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("{text}");
+    }
+}
+
 async fn login(a: LoginArgs) -> Result<u8> {
-    let mut cfg = CliConfig::load()?;
+    let mut cfg = CliConfig::load_or_default();
     if let Some(s) = a.server {
         cfg.server = Some(s);
     }
@@ -469,7 +476,7 @@ async fn login(a: LoginArgs) -> Result<u8> {
             .trim()
             .to_string(),
         (None, None) => {
-            eprint!("API token: ");
+            prompt("API token: ");
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
@@ -551,9 +558,9 @@ async fn apps(a: AppsArgs) -> Result<u8> {
         }
         Some(AppsCommand::Delete { name, org, yes }) => {
             if !yes {
-                eprint!(
+                prompt(&format!(
                     "Delete {name}, its instances and its deployment history? Type the name to confirm: "
-                );
+                ));
                 let mut line = String::new();
                 std::io::stdin()
                     .read_line(&mut line)
@@ -934,7 +941,7 @@ async fn env(a: EnvArgs) -> Result<u8> {
             let value = match (value, secret) {
                 (Some(v), _) => v,
                 (None, _) => {
-                    eprint!("Value of {key} (not echoed to logs): ");
+                    prompt(&format!("Value of {key} (not echoed to logs): "));
                     let mut line = String::new();
                     std::io::stdin()
                         .read_line(&mut line)

@@ -647,7 +647,10 @@ impl Target for DockerTarget {
                 Some(c) => Ok(to_instance(&c)),
                 None => Err(RuntimeError::Engine {
                     operation: "start".into(),
-                    message: format!("container {} disappeared right after it was started", spec.name),
+                    message: format!(
+                        "container {} disappeared right after it was started",
+                        spec.name
+                    ),
                 }),
             };
         }

@@ -185,6 +185,11 @@ pub struct AddDomain {
 
 /// Lowercase host name with optional path; internationalised names become punycode.
 fn normalise_domain(raw: &str) -> Result<String, ApiError> {
+    if raw.contains(',') || raw.split_whitespace().count() > 1 {
+        return Err(ApiError::bad_request(format!(
+            "{raw:?} is several domains — add them one at a time with `hanzo domains APP add DOMAIN`"
+        )));
+    }
     hanzo_manifest::parse_domain(raw)
         .map(|d| d.to_string())
         .map_err(|e| ApiError::bad_request(format!("{raw:?} is not a valid domain: {e}")))
