@@ -799,11 +799,17 @@ async fn status(a: StatusArgs) -> Result<u8> {
     if let Some(list) = v["instancesObserved"].as_array() {
         println!("instances:");
         for i in list {
+            let flags = match (i["crashLoop"].as_bool(), i["unhealthy"].as_bool()) {
+                (Some(true), _) => " CRASH LOOP",
+                (_, Some(true)) => " unhealthy",
+                _ => "",
+            };
             println!(
-                "  {:<32} {:<8} {:<16} {}",
+                "  {:<32} {:<8} {:<16} restarts {:<3} {}{flags}",
                 s(i, "name"),
                 s(i, "state"),
                 s(i, "address"),
+                i["restartCount"],
                 s(i, "image")
             );
         }

@@ -180,7 +180,13 @@ pub struct InstanceView {
     pub image: String,
     pub state: String,
     pub address: Option<String>,
+    /// Restarts by the engine (a crash) plus restarts and replacements by the
+    /// platform (failed health checks, instances that died).
     pub restart_count: i64,
+    /// Replaced again and again within a few minutes: replacements back off.
+    pub crash_loop: bool,
+    /// Failed its last `retries` health checks: out of the proxy until it passes again.
+    pub unhealthy: bool,
 }
 
 /// An application with its current deployment, recent history and running instances.
@@ -209,13 +215,18 @@ pub async fn show(
     {
         Ok(list) => json!(
             list.into_iter()
-                .map(|i| InstanceView {
-                    name: i.name,
-                    deployment_id: i.deployment_id,
-                    image: i.image,
-                    state: format!("{:?}", i.state).to_lowercase(),
-                    address: i.address.map(|a| a.to_string()),
-                    restart_count: i.restart_count,
+                .map(|i| {
+                    let health = state.health.view(&i.name);
+                    InstanceView {
+                        crash_loop: health.crash_loop,
+                        unhealthy: health.unhealthy,
+                        restart_count: i.restart_count + i64::from(health.restarts),
+                        name: i.name,
+                        deployment_id: i.deployment_id,
+                        image: i.image,
+                        state: format!("{:?}", i.state).to_lowercase(),
+                        address: i.address.map(|a| a.to_string()),
+                    }
                 })
                 .collect::<Vec<_>>()
         ),
