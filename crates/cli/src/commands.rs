@@ -822,7 +822,7 @@ async fn status(a: StatusArgs) -> Result<u8> {
     for d in v["deployments"].as_array().cloned().unwrap_or_default() {
         println!(
             "  {:<4} {:<12} {:<9} {:<40} {:<21} {}",
-            d["number"],
+            d["number"].as_i64().unwrap_or_default(),
             s(&d, "status"),
             short(s(&d, "gitCommit")),
             s(&d, "imageTag"),
@@ -853,7 +853,10 @@ async fn scale(a: ScaleArgs) -> Result<u8> {
     } else if a.instances == 0 {
         println!("Scaled {} to 0: stopped, nothing is routed.", a.app);
     } else {
-        println!("Scaling {} to {} instance(s).", a.app, a.instances);
+        println!(
+            "Scaling {} to {} instance(s); the next deployment applies deploy.instances from hanzo.yaml again.",
+            a.app, a.instances
+        );
     }
     Ok(exit::OK)
 }
@@ -962,7 +965,7 @@ async fn env(a: EnvArgs) -> Result<u8> {
                 )
                 .await?;
             println!(
-                "Set {key} on {}; it applies from the next deployment.",
+                "Set {key} on {}; instances started from now on get it (deploy, scale or restart).",
                 a.app
             );
         }
@@ -1209,8 +1212,11 @@ fn build(a: BuildArgs) -> Result<u8> {
     );
     println!("# base images: {}", plan.base_images.join(", "));
     println!(
-        "# network during the build: {:?}, timeout: {}s",
-        plan.network,
+        "# network during the build: {}, timeout: {}s",
+        match plan.network {
+            hanzo_manifest::BuildNetwork::None => "none",
+            hanzo_manifest::BuildNetwork::Default => "default",
+        },
         plan.timeout.as_secs()
     );
     print!("{}", plan.dockerfile);

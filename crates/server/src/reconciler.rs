@@ -214,9 +214,12 @@ pub fn routes_of(state: &AppState, app: &Application, manifest: &Manifest) -> Ve
             });
         }
     }
-    if routes.is_empty() {
+    // The platform's own host always routes too, so adding a custom domain
+    // never takes an application off the URL it had.
+    let default_host = state.config.default_host(&app.org, &app.name);
+    if !routes.iter().any(|r| r.host == default_host) {
         routes.push(Route {
-            host: state.config.default_host(&app.org, &app.name),
+            host: default_host,
             path_prefix: None,
         });
     }

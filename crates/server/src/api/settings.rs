@@ -130,7 +130,7 @@ pub async fn set_env(
             Some(&audit),
         )
         .await?;
-    Ok(Json(json!({"name": key, "applied": "on the next deployment"})).into_response())
+    Ok(Json(json!({"name": key, "applied": "to instances started from now on"})).into_response())
 }
 
 pub async fn delete_env(
