@@ -109,20 +109,36 @@ pub async fn deploy(
         "deploy",
         json!({"branch": branch}),
     );
+    let d = queue_git_build(&state, &app, &branch, &p.user.id, &audit).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)).into_response())
+}
+
+/// Records a git deployment (queued, with its audit row in the same
+/// transaction), marks the application deploying and wakes a build worker.
+/// The one way a build is asked for: `hanzo deploy` and push webhooks alike.
+pub async fn queue_git_build(
+    state: &AppState,
+    app: &Application,
+    branch: &str,
+    deployed_by: &str,
+    audit: &hanzo_core::NewAudit,
+) -> Result<Deployment, ApiError> {
     let d = state
         .store
         .create_deployment(
             NewDeployment {
                 app_id: app.id,
-                source: DeploymentSource::Git { branch },
-                deployed_by: p.user.id.clone(),
+                source: DeploymentSource::Git {
+                    branch: branch.to_string(),
+                },
+                deployed_by: deployed_by.to_string(),
                 image_tag: String::new(),
                 image_digest: None,
                 git_commit: String::new(),
                 git_message: String::new(),
                 url: String::new(),
             },
-            Some(&audit),
+            Some(audit),
         )
         .await?;
     state
@@ -136,9 +152,8 @@ pub async fn deploy(
             None,
         )
         .await?;
-    state.builds.notify_waiters();
     state.builds.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(d)).into_response())
+    Ok(d)
 }
 
 async fn last_manifest(

@@ -12,8 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hanzo_core::{Application, DeploymentSource, NewAudit};
-use hanzo_store::{AppPatch, NewDeployment};
+use hanzo_core::{Application, NewAudit};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -227,36 +226,7 @@ pub async fn receive(
     );
     audit.user_id = deployed_by.clone();
     audit.user_email = email.to_string();
-    let d = state
-        .store
-        .create_deployment(
-            NewDeployment {
-                app_id: app.id,
-                source: DeploymentSource::Git {
-                    branch: branch.to_string(),
-                },
-                deployed_by,
-                image_tag: String::new(),
-                image_digest: None,
-                git_commit: String::new(),
-                git_message: String::new(),
-                url: String::new(),
-            },
-            Some(&audit),
-        )
-        .await?;
-    state
-        .store
-        .update_app(
-            app.id,
-            AppPatch {
-                status: Some(hanzo_core::AppStatus::Deploying),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
-    state.builds.notify_one();
+    let d = super::deployments::queue_git_build(&state, &app, branch, &deployed_by, &audit).await?;
     Ok((StatusCode::ACCEPTED, Json(d)).into_response())
 }
 
