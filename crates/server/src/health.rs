@@ -28,6 +28,8 @@ struct Entry {
     failures: u32,
     last_check: Option<Instant>,
     unhealthy: bool,
+    /// Marked unhealthy; restart once the proxy no longer routes to it.
+    restart_pending: bool,
 }
 
 /// What the platform knows about the health of instances, by instance name.
@@ -213,18 +215,11 @@ async fn monitor_pass(state: &AppState) -> anyhow::Result<()> {
                     state.health.with(&inst.name, |e| {
                         e.unhealthy = true;
                         e.failures = 0;
-                        e.restarts += 1;
+                        e.restart_pending = true;
                     });
-                    // Out of the proxy first, then restart in place.
+                    // The reconciler's next pass takes it out of the proxy; the
+                    // restart waits for that (below, on a later pass).
                     state.reconcile.notify_one();
-                    crate::reconciler::reconcile_app(state, app.id).await.ok();
-                    if let Err(e) = state
-                        .target
-                        .restart(&inst.id, state.config.stop_grace)
-                        .await
-                    {
-                        warn!(instance = %inst.name, "restart failed: {e}");
-                    }
                 }
             }
         }
