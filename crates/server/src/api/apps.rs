@@ -66,6 +66,20 @@ pub async fn resolve_app(
     }
 }
 
+/// Finds an application the principal can see and checks they may do `action`
+/// on it — the preamble of every per-application handler.
+pub async fn resolve_app_for(
+    state: &AppState,
+    p: &Principal,
+    name: &str,
+    org: Option<&str>,
+    action: Action,
+) -> Result<Application, ApiError> {
+    let app = resolve_app(state, p, name, org).await?;
+    authorize(state, p, &app.org, action, &format!("application {name}")).await?;
+    Ok(app)
+}
+
 pub async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -245,15 +259,7 @@ pub async fn delete(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::DeleteApp,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::DeleteApp).await?;
     // Take it out of the proxy and stop its instances first, then forget it.
     let key = crate::reconciler::proxy_key(&app.org, &app.name);
     state
@@ -298,15 +304,7 @@ pub async fn scale(
     ApiQuery(q): ApiQuery<OrgQuery>,
     ApiJson(body): ApiJson<ScaleBody>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Scale,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Scale).await?;
     if body.instances > 100 {
         return Err(ApiError::bad_request(
             "at most 100 instances per application — ask for fewer",

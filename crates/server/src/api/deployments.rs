@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiError;
-use super::apps::{OrgQuery, resolve_app};
+use super::apps::{OrgQuery, resolve_app, resolve_app_for};
 use super::extract::{ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{Action, Principal, authorize};
 use crate::state::AppState;
@@ -43,15 +43,7 @@ pub async fn deploy(
     ApiQuery(q): ApiQuery<OrgQuery>,
     OptionalJson(body): OptionalJson<DeployBody>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Deploy,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Deploy).await?;
     require_docker(&state).await?;
 
     if let Some(image) = body
@@ -244,15 +236,7 @@ pub async fn rollback(
     ApiQuery(q): ApiQuery<OrgQuery>,
     OptionalJson(body): OptionalJson<RollbackBody>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Rollback,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Rollback).await?;
     require_docker(&state).await?;
     let history = state
         .store

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use super::apps::{OrgQuery, resolve_app};
+use super::apps::{OrgQuery, resolve_app, resolve_app_for};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::auth::{Action, Principal, authorize};
+use crate::auth::{Action, Principal};
 use crate::state::AppState;
 
 /// Environment variable names: letters, digits and `_`, not starting with a digit.
@@ -91,15 +91,7 @@ pub async fn set_env(
     ApiQuery(q): ApiQuery<OrgQuery>,
     ApiJson(body): ApiJson<SetEnv>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Env,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Env).await?;
     if !valid_env_name(&key) {
         return Err(ApiError::bad_request(format!(
             "{key:?} is not a valid variable name — use letters, digits and _, not starting with a digit"
@@ -139,15 +131,7 @@ pub async fn delete_env(
     ApiPath((name, key)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Env,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Env).await?;
     let audit = p.audit(
         &app.org,
         Some(&app.name),
@@ -202,15 +186,7 @@ pub async fn add_domain(
     ApiQuery(q): ApiQuery<OrgQuery>,
     ApiJson(body): ApiJson<AddDomain>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Domains,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Domains).await?;
     let domain = normalise_domain(&body.domain)?;
     let audit = p.audit(
         &app.org,
@@ -238,15 +214,7 @@ pub async fn remove_domain(
     ApiPath((name, domain)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Domains,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Domains).await?;
     let domain = normalise_domain(&domain).unwrap_or_else(|_| domain.to_ascii_lowercase());
     let audit = p.audit(
         &app.org,

@@ -20,9 +20,9 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::ApiError;
-use super::apps::{OrgQuery, resolve_app};
+use super::apps::{OrgQuery, resolve_app_for};
 use super::extract::{ApiPath, ApiQuery, ClientInfo};
-use crate::auth::{Action, Principal, authorize};
+use crate::auth::{Action, Principal};
 use crate::state::AppState;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -54,15 +54,7 @@ pub async fn info(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> Result<Response, ApiError> {
-    let app = resolve_app(&state, &p, &name, q.org.as_deref()).await?;
-    authorize(
-        &state,
-        &p,
-        &app.org,
-        Action::Deploy,
-        &format!("application {name}"),
-    )
-    .await?;
+    let app = resolve_app_for(&state, &p, &name, q.org.as_deref(), Action::Deploy).await?;
     let secret = app_secret(&state.webhook_key, app.id);
     Ok(Json(json!({
         "github": format!("/api/v1/hooks/github/{}", app.id),
